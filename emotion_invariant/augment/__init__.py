@@ -1,0 +1,1 @@
+"""Augmentations: emotion CopyPaste and energy-guided emotion-aware masking."""

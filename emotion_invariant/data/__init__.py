@@ -1,0 +1,1 @@
+"""Data: demo-corpus synthesis, corpus preparation, manifests and trials."""

@@ -1,0 +1,2 @@
+"""Losses: cosine consistency, supervised contrastive with angular margin,
+and the gradient-reversal speaker adversary."""

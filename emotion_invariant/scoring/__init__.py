@@ -1,0 +1,1 @@
+"""Verification scoring: embeddings, cosine scores, normalisation, metrics."""

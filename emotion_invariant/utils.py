@@ -1,0 +1,80 @@
+"""Small helpers shared by every stage: atomic file output."""
+
+import contextlib
+import os
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path that replaces ``path`` only on success.
+
+    Every writer in the project goes through this, so a crash or a bad
+    input never leaves a half-written manifest, trial list or score file.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The final destination.
+
+    Yields
+    ------
+    str
+        A temporary file in the same folder; write to it, then leave the
+        ``with`` block to move it into place.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> out = os.path.join(tempfile.mkdtemp(), "x.txt")
+    >>> with atomic_path(out) as tmp:
+    ...     with open(tmp, "w") as f:
+    ...         _ = f.write("done")
+    >>> open(out).read()
+    'done'
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
+    )
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path, mode="w", **kwargs):
+    """Open a file for writing that appears at ``path`` only when closed.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        The final destination.
+    mode : str
+        ``"w"`` or ``"wb"``.
+    **kwargs
+        Passed to :func:`open` (e.g. ``newline=""`` for CSV).
+
+    Yields
+    ------
+    file object
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> out = os.path.join(tempfile.mkdtemp(), "y.txt")
+    >>> with atomic_open(out) as f:
+    ...     _ = f.write("ok")
+    >>> open(out).read()
+    'ok'
+    """
+    with atomic_path(path) as tmp:
+        with open(tmp, mode, **kwargs) as f:
+            yield f
