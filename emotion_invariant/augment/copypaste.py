@@ -95,8 +95,8 @@ def emotion_copypaste(
     partner : torch.Tensor
         1-D partner waveform (moved to the anchor's device and dtype).
     rng : None, int, random.Random or numpy.random.Generator
-        Source of randomness (see :func:`~emotion_invariant.data.parallel.
-        as_rng`).
+        Source of randomness (see
+        :func:`emotion_invariant.data.parallel.as_rng`).
     segment : tuple of float
         Range of the anchor's share of the output.
     num_samples : int, optional

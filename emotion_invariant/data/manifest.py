@@ -196,8 +196,9 @@ def read_manifest(
     -------
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "m.csv")
-    >>> write_manifest([{"ID": "u1", "duration": 1.5, "wav": "$data_root/u1.wav",
-    ...                  "spk_id": "s1", "emo": "ang"}], path)
+    >>> row = {"ID": "u1", "duration": 1.5, "wav": "$data_root/u1.wav",
+    ...        "spk_id": "s1", "emo": "ang"}
+    >>> write_manifest([row], path)
     >>> read_manifest(path)[0]["emo"]
     'ang'
     """

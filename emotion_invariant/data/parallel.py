@@ -127,10 +127,14 @@ class ParallelIndex:
         self.prefer_same_text = prefer_same_text
         self.rng = random.Random(seed)
         self.counts = dict.fromkeys(KINDS, 0)
-        # speaker -> emotion -> IDs, in manifest order so draws are stable
-        self._by_speaker = defaultdict(lambda: defaultdict(list))
+        # speaker -> emotion -> IDs, in manifest order so draws are stable;
+        # plain dicts keep the index picklable for DataLoader workers
+        by_speaker = defaultdict(lambda: defaultdict(list))
         for row in rows:
-            self._by_speaker[row["spk_id"]][row["emo"]].append(row["ID"])
+            by_speaker[row["spk_id"]][row["emo"]].append(row["ID"])
+        self._by_speaker = {
+            spk: dict(emotions) for spk, emotions in by_speaker.items()
+        }
         self.single_emotion_speakers = sorted(
             spk for spk, emos in self._by_speaker.items() if len(emos) == 1
         )

@@ -348,7 +348,15 @@ def estimate_f0(x, sr=SAMPLE_RATE, fmin=60.0, fmax=450.0):
     ac = np.fft.irfft(np.abs(spec) ** 2, axis=1)[:, :win]
     ac = ac * (win / (win - np.arange(win)))[None, :]
     lo, hi = int(sr / fmax), int(sr / fmin)
-    lags = lo + np.argmax(ac[:, lo:hi], axis=1)
+    # The shortest lag close to the best one: multiples of the period score
+    # almost as high and would halve F0 (octave errors).
+    band = ac[:, lo:hi]
+    near_best = band >= 0.85 * band.max(axis=1, keepdims=True)
+    lags = lo + np.argmax(near_best, axis=1)
+    # Climb to the local peak that candidate lag sits on.
+    ahead = np.minimum(lags[:, None] + np.arange(8)[None, :], hi - 1)
+    rows = np.arange(n)[:, None]
+    lags = ahead[np.arange(n), np.argmax(ac[rows, ahead], axis=1)]
     strength = ac[np.arange(n), lags] / (ac[:, 0] + 1e-12)
     voiced = (strength > 0.5) & (energy > 0.05 * energy.max())
     if not voiced.any():
@@ -490,7 +498,8 @@ def split_speakers(speakers, seed, n_test=None):
             f"need at least 3 speakers for train/dev/test, got {n}"
         )
     if n_test is None:
-        n_test = max(1, n // 4)
+        # Two test speakers at least, so that non-target trials exist.
+        n_test = max(2 if n >= 4 else 1, n // 4)
         if n >= 3 * MIN_TEST_SPEAKERS:
             n_test = max(n_test, MIN_TEST_SPEAKERS)
     n_dev = max(1, int(round(n * SPLIT_FRACTIONS["dev"])))
@@ -566,6 +575,15 @@ def synthesize_corpus(
     if speakers < 3:
         raise SynthError("--speakers must be at least 3 (train, dev, test)")
     data_dir = espeak_data_dir()
+    options = {
+        "speakers": speakers,
+        "utterances": utterances,
+        "emotions": emotions,
+        "seed": seed,
+    }
+    done = _finished_summary(out, options)
+    if done is not None:
+        return done
     spk_list = draw_speakers(speakers, seed)
     splits = split_speakers(spk_list, seed)
     jobs_list = [
@@ -601,7 +619,22 @@ def synthesize_corpus(
         json.dump(summary, f, indent=1)
     with atomic_open(os.path.join(out, "summary.md")) as f:
         f.write(summary_markdown(summary))
+    # Written last: its presence means the corpus is complete.
+    with atomic_open(os.path.join(out, "synth_options.json")) as f:
+        json.dump(options, f)
     return summary
+
+
+def _finished_summary(out, options):
+    """The summary of a complete corpus made with ``options``, else None."""
+    try:
+        with open(os.path.join(out, "synth_options.json")) as f:
+            if json.load(f) != options:
+                return None
+        with open(os.path.join(out, "summary.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def summarize(rows, stats, splits):
@@ -668,8 +701,9 @@ def summary_markdown(summary):
     lines = [
         f"Synthetic demo corpus: {summary['speakers']} speakers, "
         f"{summary['utterances']} utterances, {summary['hours']:.2f} h.",
-        f"Durations {summary['duration_min']:.2f}-{summary['duration_max']:.2f} s"
-        f", {summary['clipped']} clipped, {summary['silent']} silent.",
+        f"Durations {summary['duration_min']:.2f}-"
+        f"{summary['duration_max']:.2f} s, {summary['clipped']} clipped, "
+        f"{summary['silent']} silent.",
         "",
         "| split | speakers | utterances |",
         "|---|---:|---:|",
@@ -732,7 +766,8 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
     if not os.path.isfile(manifest):
         raise ManifestError(
             f"{data_folder} is not a synthesized corpus: no synth.csv there "
-            "(create one with `python -m emotion_invariant.data.synth --out DIR`)"
+            "(create one with "
+            "`python -m emotion_invariant.data.synth --out DIR`)"
         )
     rows = read_manifest(manifest)
     splits = read_splits(os.path.join(data_folder, "splits.json"), rows)

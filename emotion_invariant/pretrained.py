@@ -1,0 +1,312 @@
+"""Offline loading of a pretrained ECAPA-TDNN speaker model.
+
+Reads either a local folder laid out like SpeechBrain's published ECAPA model
+(``embedding_model.ckpt``, ``classifier.ckpt``, ``mean_var_norm_emb.ckpt``,
+``label_encoder.txt``) or a folder of ``Checkpointer`` checkpoints, and loads
+the state dicts into modules built by the caller. The published
+``hyperparams.yaml`` points its ``pretrained_path`` at a hub id, so it is
+never read: nothing here can reach for the network.
+"""
+
+import copy
+import logging
+import os
+import pathlib
+
+import torch
+from speechbrain.utils.checkpoints import (
+    CKPT_PREFIX,
+    Checkpointer,
+    hook_on_loading_state_dict_checkpoint,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NAMES = {
+    "embedding_model": "embedding_model.ckpt",
+    "classifier": "classifier.ckpt",
+    "mean_var_norm_emb": "mean_var_norm_emb.ckpt",
+    "label_encoder": "label_encoder.txt",
+}
+NORM_KEYS = ("count", "glob_mean", "glob_std")
+
+
+class PretrainedError(ValueError):
+    """A pretrained folder or checkpoint that cannot be loaded as asked."""
+
+
+def _listing(folder):
+    names = sorted(os.listdir(folder))
+    return ", ".join(names) if names else "nothing"
+
+
+def _shorten(keys, limit=8):
+    keys = list(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (
+        f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    )
+
+
+def resolve_checkpoint_dir(
+    folder, min_key=None, max_key=None, marker=DEFAULT_NAMES["embedding_model"]
+):
+    """The folder holding the parameter files to load.
+
+    ``folder`` itself when it holds ``marker`` (a published model or one
+    ``CKPT+...`` folder); otherwise the ``CKPT+...`` subfolder that
+    SpeechBrain's ``Checkpointer`` would recover: the newest, or the best by
+    ``min_key`` / ``max_key`` in its ``CKPT.yaml``.
+
+    Arguments
+    ---------
+    folder : str or os.PathLike
+        Model folder or checkpoints folder.
+    min_key : str, optional
+        Pick the checkpoint with the lowest value of this meta key.
+    max_key : str, optional
+        Pick the checkpoint with the highest value of this meta key.
+    marker : str
+        The file whose presence makes ``folder`` a model folder itself.
+
+    Returns
+    -------
+    pathlib.Path
+
+    Example
+    -------
+    >>> import tempfile
+    >>> resolve_checkpoint_dir(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.pretrained.PretrainedError: ...: no embedding_model.ckpt \
+and no CKPT+* checkpoint folder (found: nothing)
+    """
+    folder = pathlib.Path(folder)
+    if not folder.is_dir():
+        raise PretrainedError(f"pretrained model folder not found: {folder}")
+    if (folder / marker).is_file():
+        return folder
+    try:
+        ckpt = Checkpointer(folder).find_checkpoint(
+            min_key=min_key, max_key=max_key
+        )
+    except Exception as err:  # yaml, KeyError or TypeError from meta files
+        raise PretrainedError(
+            f"{folder}: cannot read the checkpoint metadata: "
+            f"{type(err).__name__}: {err}"
+        ) from err
+    if ckpt is None:
+        if any(p.name.startswith(CKPT_PREFIX) for p in folder.iterdir()):
+            key = min_key or max_key
+            detail = f" with meta key {key!r}" if key else ""
+            raise PretrainedError(
+                f"{folder}: no usable {CKPT_PREFIX}+* checkpoint{detail} "
+                f"(found: {_listing(folder)})"
+            )
+        raise PretrainedError(
+            f"{folder}: no {marker} and no "
+            f"{CKPT_PREFIX}+* checkpoint folder (found: {_listing(folder)})"
+        )
+    return ckpt.path
+
+
+def _read(path):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle, zip and torch errors all land here
+        raise PretrainedError(
+            f"cannot read {path}: {type(err).__name__}: {err}"
+        ) from err
+
+
+def _check_state(path, module, strict, allow_mismatch):
+    state = _read(path)
+    if not isinstance(state, dict):
+        raise PretrainedError(
+            f"{path}: expected a state dict, found {type(state).__name__}"
+        )
+    state = hook_on_loading_state_dict_checkpoint(dict(state))
+    own = module.state_dict()
+    mismatched = [
+        f"{key}: checkpoint {tuple(value.shape)} vs model "
+        f"{tuple(own[key].shape)}"
+        for key, value in state.items()
+        if key in own
+        and isinstance(value, torch.Tensor)
+        and value.shape != own[key].shape
+    ]
+    if mismatched:
+        message = f"{path}: shape mismatch for " + "; ".join(mismatched)
+        if allow_mismatch:
+            logger.warning("%s; left at its initial values", message)
+            return None
+        raise PretrainedError(message)
+    missing = [key for key in own if key not in state]
+    unexpected = [key for key in state if key not in own]
+    if missing or unexpected:
+        message = f"{path}: " + "; ".join(
+            f"{what} key(s) {_shorten(keys)}"
+            for what, keys in (("missing", missing), ("unexpected", unexpected))
+            if keys
+        )
+        if strict:
+            raise PretrainedError(message)
+        logger.warning("%s; loading the rest (strict=False)", message)
+    return lambda: module.load_state_dict(state, strict=False)
+
+
+def _check_norm(path, module):
+    state = _read(path)
+    if not isinstance(state, dict):
+        state = {}
+    missing = [key for key in NORM_KEYS if key not in state]
+    if missing:
+        raise PretrainedError(
+            f"{path}: not normalisation statistics, missing "
+            f"{', '.join(missing)}"
+        )
+    device = getattr(module, "device", "cpu")
+    stats = {
+        key: value.to(device) if isinstance(value, torch.Tensor) else value
+        for key, value in state.items()
+    }
+    return lambda: module._load_statistics_dict(stats)
+
+
+def _check_encoder(path, encoder):
+    try:
+        copy.deepcopy(encoder).load(path)
+    except Exception as err:  # literal_eval and parsing errors
+        raise PretrainedError(
+            f"cannot read {path}: {type(err).__name__}: {err}"
+        ) from err
+    return lambda: encoder.load(path)
+
+
+def _find(ckpt_dir, root, role, names):
+    name = names[role]
+    folders = list(dict.fromkeys((ckpt_dir, root)))
+    for candidate in folders:
+        if (candidate / name).is_file():
+            return candidate / name
+    where = " or ".join(str(f) for f in folders)
+    raise PretrainedError(
+        f"{name} not found in {where} for {role} "
+        f"(found in {ckpt_dir}: {_listing(ckpt_dir)})"
+    )
+
+
+def load_pretrained_ecapa(
+    folder,
+    embedding_model,
+    classifier=None,
+    mean_var_norm_emb=None,
+    label_encoder=None,
+    strict=True,
+    skip_classifier_mismatch=False,
+    min_key=None,
+    max_key=None,
+    names=None,
+):
+    """Load a local pretrained ECAPA model into the given modules, offline.
+
+    Each given object needs its file; files of objects not given are
+    ignored. Parameter files are read with ``torch.load(map_location="cpu",
+    weights_only=True)`` and checked against the module before loading:
+    shape mismatches name the tensor and both shapes, missing and
+    unexpected keys are named. ``label_encoder.txt`` is looked up in the
+    checkpoint folder, then in ``folder`` (where SpeechBrain recipes keep
+    it).
+
+    Arguments
+    ---------
+    folder : str or os.PathLike
+        A published-style model folder, a ``CKPT+...`` folder or a folder of
+        them (see :func:`resolve_checkpoint_dir`).
+    embedding_model : torch.nn.Module
+        E.g. ``speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN``.
+    classifier : torch.nn.Module, optional
+        E.g. ``speechbrain.lobes.models.ECAPA_TDNN.Classifier``.
+    mean_var_norm_emb : speechbrain.processing.features.InputNormalization
+        Optional embedding normalisation statistics.
+    label_encoder : speechbrain.dataio.encoder.CategoricalEncoder, optional
+        Speaker label encoder.
+    strict : bool
+        Fail on missing or unexpected keys (otherwise log them and load the
+        rest). Shape mismatches always fail, except below.
+    skip_classifier_mismatch : bool
+        Leave a classifier whose shapes differ (another number of speakers)
+        at its initial values, with a warning.
+    min_key, max_key : str, optional
+        Choose among ``CKPT+...`` folders by this meta key, as
+        ``Checkpointer.recover_if_possible`` does.
+    names : dict, optional
+        Overrides file names per role (keys of :data:`DEFAULT_NAMES`).
+
+    Returns
+    -------
+    dict
+        ``path``: the folder loaded from; ``loaded`` and ``skipped``: the
+        roles loaded and the roles left at their initial values.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> torch.save(torch.nn.Linear(3, 2).state_dict(),
+    ...            os.path.join(folder, "embedding_model.ckpt"))
+    >>> model = torch.nn.Linear(3, 2)
+    >>> load_pretrained_ecapa(folder, model)["loaded"]
+    ['embedding_model']
+    >>> load_pretrained_ecapa(folder, torch.nn.Linear(4, 2))
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.pretrained.PretrainedError: .../embedding_model.ckpt: \
+shape mismatch for weight: checkpoint (2, 3) vs model (2, 4)
+    """
+    names = {**DEFAULT_NAMES, **(names or {})}
+    unknown = sorted(set(names) - set(DEFAULT_NAMES))
+    if unknown:
+        raise PretrainedError(
+            f"names: unknown role(s) {', '.join(unknown)}; expected "
+            + ", ".join(DEFAULT_NAMES)
+        )
+    root = pathlib.Path(folder)
+    ckpt_dir = resolve_checkpoint_dir(
+        root, min_key, max_key, names["embedding_model"]
+    )
+    result = {"path": str(ckpt_dir), "loaded": [], "skipped": []}
+    modules = {
+        "embedding_model": embedding_model,
+        "classifier": classifier,
+        "mean_var_norm_emb": mean_var_norm_emb,
+        "label_encoder": label_encoder,
+    }
+    # check everything before loading anything: a failure leaves every
+    # module as it was
+    loaders = {}
+    for role, obj in modules.items():
+        if obj is None:
+            continue
+        path = _find(ckpt_dir, root, role, names)
+        if role == "label_encoder":
+            loaders[role] = _check_encoder(path, obj)
+        elif hasattr(obj, "_load_statistics_dict"):
+            loaders[role] = _check_norm(path, obj)
+        else:
+            loaders[role] = _check_state(
+                path,
+                obj,
+                strict,
+                allow_mismatch=role == "classifier"
+                and skip_classifier_mismatch,
+            )
+    for role, load in loaders.items():
+        if load is None:
+            result["skipped"].append(role)
+        else:
+            load()
+            result["loaded"].append(role)
+    return result
