@@ -128,7 +128,7 @@ def test_prepare_synth(tiny_corpus, tmp_path):
     from emotion_invariant.data.manifest import read_manifest
 
     parts = {
-        n: read_manifest(str(tmp_path / f"{n}.csv"))
+        n: read_manifest(str(tmp_path / f"synth_{n}.csv"))
         for n in ("train", "dev", "test")
     }
     speakers = {n: {r["spk_id"] for r in rows} for n, rows in parts.items()}
@@ -138,6 +138,6 @@ def test_prepare_synth(tiny_corpus, tmp_path):
     for line in (tmp_path / "synth_trials.txt").read_text().splitlines():
         _, enrol, test, _ = line.split()
         assert enrol in test_ids and test in test_ids
-    stamp = (tmp_path / "train.csv").stat().st_mtime_ns
+    stamp = (tmp_path / "synth_train.csv").stat().st_mtime_ns
     prepare_synth(str(tiny_corpus), str(tmp_path))
-    assert (tmp_path / "train.csv").stat().st_mtime_ns == stamp
+    assert (tmp_path / "synth_train.csv").stat().st_mtime_ns == stamp

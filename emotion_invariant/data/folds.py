@@ -132,10 +132,12 @@ def group_by(assignment):
 
     Example
     -------
-    >>> group_by({"b": "1", "a": "1", "c": "2"})
-    {'1': ['a', 'b'], '2': ['c']}
+    >>> group_by({"b": "1", "a": "1", "c": "10", "d": "2"})
+    {'1': ['a', 'b'], '2': ['d'], '10': ['c']}
     """
     groups = defaultdict(list)
     for spk, label in assignment.items():
         groups[label].append(spk)
-    return {label: sorted(groups[label]) for label in sorted(groups)}
+    # Shorter labels first: numeric ones then sort by value ("2" before "10").
+    labels = sorted(groups, key=lambda label: (len(label), label))
+    return {label: sorted(groups[label]) for label in labels}

@@ -490,7 +490,7 @@ def split_speakers(speakers, seed, n_test=None):
     -------
     >>> splits = split_speakers(draw_speakers(12, 0), seed=0)
     >>> sorted(len(v) for v in splits.values())
-    [1, 3, 8]
+    [2, 3, 7]
     """
     n = len(speakers)
     if n < 3:
@@ -502,7 +502,7 @@ def split_speakers(speakers, seed, n_test=None):
         n_test = max(2 if n >= 4 else 1, n // 4)
         if n >= 3 * MIN_TEST_SPEAKERS:
             n_test = max(n_test, MIN_TEST_SPEAKERS)
-    n_dev = max(1, int(round(n * SPLIT_FRACTIONS["dev"])))
+    n_dev = max(2 if n >= 6 else 1, int(round(n * SPLIT_FRACTIONS["dev"])))
     rng = np.random.default_rng([seed, 2])
     # Alternate genders so that every split gets both.
     by_gender = defaultdict(list)
@@ -730,8 +730,9 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
 
     Reads ``data_folder/synth.csv`` and ``splits.json`` written by
     :func:`synthesize_corpus`, checks them, and writes ``synth.csv``,
-    ``train.csv``, ``dev.csv``, ``test.csv`` and ``synth_trials.txt`` (from
-    the test speakers) into ``save_folder``. Skips work already done.
+    ``synth_train.csv``, ``synth_dev.csv``, ``synth_test.csv`` and
+    ``synth_trials.txt`` (from the test speakers) into ``save_folder``.
+    Skips work already done.
 
     Arguments
     ---------
@@ -750,9 +751,9 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
         os.path.join(save_folder, name)
         for name in (
             "synth.csv",
-            "train.csv",
-            "dev.csv",
-            "test.csv",
+            "synth_train.csv",
+            "synth_dev.csv",
+            "synth_test.csv",
             "synth_trials.txt",
         )
     ]

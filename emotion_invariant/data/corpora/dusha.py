@@ -1,0 +1,320 @@
+"""Dusha, a large Russian speech emotion corpus (Kondratenko et al., 2022),
+crowd part.
+
+As distributed: ``crowd_train/`` and ``crowd_test/``, each with a raw
+annotation file ``raw_<part>.jsonl`` (or ``.tsv``; one line per annotator
+vote: ``hash_id, audio_path, annotator_emo, golden_emo, speaker_text,
+speaker_emo, source_id, ...``) and ``wavs/<hash_id>.wav``. Labels are
+angry, sad, neutral, positive (-> ``hap``) and other. The speaker is
+``source_id``; files without one get a per-file pseudo-speaker, flagged.
+"""
+
+import csv
+import json
+import os
+from collections import Counter, defaultdict
+
+from emotion_invariant.data.corpora import (
+    UNKNOWN_SPEAKER,
+    CorpusError,
+    find_root,
+    run,
+)
+
+PARTS = ("crowd_train", "crowd_test")
+OFFICIAL_SPLITS = {"crowd_train": "train", "crowd_test": "test"}
+EMOTIONS = {
+    "angry": "ang",
+    "sad": "sad",
+    "neutral": "neu",
+    "positive": "hap",
+    "other": "oth",
+}
+EXPECTED = (
+    "crowd_train/ and/or crowd_test/, each with raw_<part>.jsonl (or .tsv) "
+    "and wavs/"
+)
+
+
+def _looks_like_dusha(folder):
+    return any(os.path.isdir(os.path.join(folder, p)) for p in PARTS)
+
+
+def _field(vote, key):
+    """A vote's field as a stripped string (empty when absent or null)."""
+    value = vote.get(key)
+    value = "" if value is None else str(value).strip()
+    # Table exports write missing values as words.
+    return "" if value.lower() in ("nan", "none", "null") else value
+
+
+def read_votes(path, problems):
+    """Annotation lines of a raw Dusha file (JSON lines or TSV) as dicts.
+
+    Arguments
+    ---------
+    path : str
+        ``raw_<part>.jsonl`` or ``raw_<part>.tsv``.
+    problems : emotion_invariant.data.corpora.Problems
+        Where malformed lines go.
+
+    Returns
+    -------
+    list of tuple
+        ``(line number, dict)`` for every well-formed line.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> from emotion_invariant.data.corpora import Problems
+    >>> path = os.path.join(tempfile.mkdtemp(), "raw_crowd_test.jsonl")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write('{"hash_id": "h1", "audio_path": "wavs/h1.wav", '
+    ...                 '"annotator_emo": "sad"}\\n')
+    >>> read_votes(path, Problems())[0][1]["annotator_emo"]
+    'sad'
+    """
+    votes = []
+    with open(path, encoding="utf-8", newline="") as f:
+        if path.endswith(".tsv"):
+            reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+            lines = ((i, row) for i, row in enumerate(reader, 2))
+        else:
+            lines = enumerate(f, 1)
+        for line_no, line in lines:
+            if isinstance(line, str):
+                if not line.strip():
+                    continue
+                try:
+                    line = json.loads(line)
+                except json.JSONDecodeError as err:
+                    problems(
+                        "bad label line",
+                        f"{path} line {line_no}: not JSON ({err})",
+                    )
+                    continue
+            if not isinstance(line, dict) or not all(
+                _field(line, k) for k in ("hash_id", "audio_path")
+            ):
+                problems(
+                    "bad label line",
+                    f"{path} line {line_no}: expected hash_id and audio_path",
+                )
+                continue
+            votes.append((line_no, line))
+    return votes
+
+
+def _label(votes, source):
+    """The utterance's raw label, or ``None`` when there is none."""
+    if source == "speaker":
+        labels = [_field(v, "speaker_emo") for v in votes]
+        return next((x for x in labels if x), None)
+    golden = [_field(v, "golden_emo") for v in votes]
+    golden = [x for x in golden if x]
+    if golden:
+        return golden[0]
+    counts = Counter(_field(v, "annotator_emo") for v in votes).most_common()
+    counts = [(label, n) for label, n in counts if label]
+    if not counts or (len(counts) > 1 and counts[0][1] == counts[1][1]):
+        return None
+    return counts[0][0]
+
+
+def parse_dusha(data_folder, problems, label="annotators"):
+    """Rows (without durations) for every labelled Dusha crowd recording.
+
+    Arguments
+    ---------
+    data_folder : str
+        The Dusha root (holding ``crowd_train/`` and/or ``crowd_test/``).
+    problems : emotion_invariant.data.corpora.Problems
+        Where bad lines, unknown labels and missing audio go.
+    label : str
+        ``"annotators"``: the golden label when the recording has one,
+        else the majority of annotator votes (ties left out);
+        ``"speaker"``: the emotion the speaker was asked to act.
+
+    Returns
+    -------
+    list of dict
+
+    Example
+    -------
+    >>> import json, os, tempfile
+    >>> from emotion_invariant.data.corpora import Problems
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "crowd_test", "wavs"))
+    >>> open(os.path.join(root, "crowd_test", "wavs", "h1.wav"), "w").close()
+    >>> votes = [{"hash_id": "h1", "audio_path": "wavs/h1.wav",
+    ...           "annotator_emo": emo, "source_id": "s9"}
+    ...          for emo in ("positive", "positive", "sad")]
+    >>> with open(os.path.join(root, "crowd_test", "raw_crowd_test.jsonl"),
+    ...           "w") as f:
+    ...     _ = f.write("\\n".join(json.dumps(v) for v in votes))
+    >>> row = parse_dusha(root, Problems())[0]
+    >>> row["spk_id"], row["emo"], row["emo_raw"]
+    ('s9', 'hap', 'positive')
+    """
+    root = find_root(data_folder, _looks_like_dusha, EXPECTED)
+    rows = []
+    for part in PARTS:
+        folder = os.path.join(root, part)
+        if not os.path.isdir(folder):
+            continue
+        stem = os.path.join(folder, f"raw_{part}")
+        path = next(
+            (
+                stem + ext
+                for ext in (".jsonl", ".tsv")
+                if os.path.isfile(stem + ext)
+            ),
+            None,
+        )
+        if path is None:
+            raise CorpusError(
+                f"{folder}: no annotation file; expected raw_{part}.jsonl "
+                f"or raw_{part}.tsv"
+            )
+        by_id = defaultdict(list)
+        first_line = {}
+        for line_no, vote in read_votes(path, problems):
+            hash_id = _field(vote, "hash_id")
+            by_id[hash_id].append(vote)
+            first_line.setdefault(hash_id, line_no)
+        for hash_id, votes in by_id.items():
+            where = f"{path} line {first_line[hash_id]} (hash_id {hash_id})"
+            raw = _label(votes, label)
+            if raw is None:
+                continue
+            emo = EMOTIONS.get(raw.lower())
+            if emo is None:
+                problems(
+                    "unknown label",
+                    f"{where}: unknown emotion {raw!r}; expected one of "
+                    + ", ".join(EMOTIONS),
+                )
+                continue
+            audio_path = _field(votes[0], "audio_path")
+            wav = os.path.join(folder, audio_path)
+            if not os.path.isfile(wav):
+                problems(
+                    "missing audio",
+                    f"{where} names {audio_path}, but {wav} does not exist",
+                )
+                continue
+            sources = [_field(v, "source_id") for v in votes]
+            source = next((x for x in sources if x), "")
+            rows.append(
+                {
+                    "ID": hash_id,
+                    "wav": wav,
+                    "spk_id": source or UNKNOWN_SPEAKER + hash_id,
+                    "emo": emo,
+                    "emo_raw": raw,
+                    "lang": "ru",
+                    "text": _field(votes[0], "speaker_text"),
+                    "official_split": part,
+                }
+            )
+    return rows
+
+
+def prepare_dusha(
+    data_folder,
+    save_folder,
+    label="annotators",
+    split="speakers",
+    seed=0,
+    held_out=4,
+    test_fraction=0.2,
+    dev_fraction=0.1,
+    max_per_condition=None,
+    skip_bad=False,
+    jobs=1,
+):
+    """Prepare Dusha (crowd): manifest, speaker folds, splits, trials.
+
+    Writes ``dusha.csv`` (``emo_raw`` keeps the corpus label, e.g.
+    ``positive`` for ``hap``; ``official_split`` the part),
+    ``dusha_folds.json``, ``dusha_splits.json``, ``dusha_trials.txt`` and
+    per-split manifests
+    into ``save_folder``; skips the work when a previous run with the same
+    options finished. Recordings without ``source_id`` get the speaker
+    ``nospk-<hash_id>``, a warning, and no fold, split or trial.
+
+    Arguments
+    ---------
+    data_folder : str
+        The Dusha root, holding ``crowd_train/`` and/or ``crowd_test/``.
+    save_folder : str
+        Where outputs go.
+    label : str
+        ``"annotators"`` (golden label, else majority vote) or
+        ``"speaker"`` (the emotion the speaker was asked to act).
+    split : str
+        ``"speakers"`` (train/dev/test by speakers) or ``"official"``
+        (crowd_train -> train, crowd_test -> test).
+    seed : int
+        Seed of folds, splits and trials.
+    held_out : int
+        Speakers per fold.
+    test_fraction, dev_fraction : float
+        Speaker fractions of test and dev with ``split="speakers"``.
+    max_per_condition : int, optional
+        Cap on target (and non-target) trials per condition.
+    skip_bad : bool
+        Skip (and count) bad lines, unknown labels, missing and unreadable
+        audio instead of stopping at the first one.
+    jobs : int
+        Threads reading audio headers.
+
+    Returns
+    -------
+    dict
+        Role -> path of each output.
+
+    Example
+    -------
+    >>> from emotion_invariant.data.corpora import CorpusError
+    >>> try:
+    ...     prepare_dusha("/nonexistent/dusha", "/tmp/out")
+    ... except CorpusError as err:
+    ...     print(err)  # doctest: +ELLIPSIS
+    /nonexistent/dusha: no such folder; expected ...
+    """
+    if label not in ("annotators", "speaker"):
+        raise ValueError(
+            f"label must be 'annotators' or 'speaker', got {label!r}"
+        )
+    if split not in ("speakers", "official"):
+        raise ValueError(
+            f"split must be 'speakers' or 'official', got {split!r}"
+        )
+
+    def parse(problems):
+        rows = parse_dusha(data_folder, problems, label)
+        if split == "official":
+            for row in rows:
+                row["split"] = OFFICIAL_SPLITS[row["official_split"]]
+        return rows
+
+    options = dict(
+        label=label,
+        split=split,
+        seed=seed,
+        held_out=held_out,
+        test_fraction=test_fraction,
+        dev_fraction=dev_fraction,
+        max_per_condition=max_per_condition,
+        skip_bad=skip_bad,
+        jobs=jobs,
+    )
+    return run(
+        "dusha",
+        data_folder,
+        save_folder,
+        parse,
+        options,
+        presplit=split == "official",
+    )

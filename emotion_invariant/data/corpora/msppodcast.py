@@ -1,0 +1,380 @@
+"""MSP-Podcast, natural emotional speech from podcasts (Lotfian and Busso,
+2019).
+
+As distributed: ``Audios/<FileName>.wav`` and
+``Labels/labels_consensus.csv`` (``FileName, EmoClass, SpkrID, Gender,
+Split_Set``, EmoClass letters A S H U F D C N O X), or ``.json`` in newer
+releases; older releases name speakers and partitions in ``Speaker_ids.txt``
+and ``Partitions.txt`` instead.
+"""
+
+import csv
+import json
+import logging
+import os
+
+from emotion_invariant.data.corpora import (
+    UNKNOWN_SPEAKER,
+    CorpusError,
+    find_root,
+    read_text,
+    run,
+)
+
+logger = logging.getLogger(__name__)
+
+EMOTIONS = {
+    "A": "ang",
+    "S": "sad",
+    "H": "hap",
+    "U": "sur",
+    "F": "fea",
+    "D": "dis",
+    "C": "oth",  # contempt has no class of its own in the shared vocabulary
+    "N": "neu",
+    "O": "oth",
+}
+NO_AGREEMENT = "X"
+LABEL_FILES = (
+    "labels_consensus.csv",
+    "labels_concensus.csv",
+    "labels_consensus.json",
+)
+EXPECTED = "Audios/ and Labels/labels_consensus.csv (or .json)"
+
+
+def _looks_like_msp(folder):
+    return all(
+        os.path.isdir(os.path.join(folder, d)) for d in ("Audios", "Labels")
+    )
+
+
+def _speaker(value):
+    """Normalised speaker id: ``Speaker_0127`` and ``127`` are the same."""
+    value = str(value).strip()
+    for prefix in ("Speaker_", "Speaker "):
+        if value.startswith(prefix):
+            value = value[len(prefix) :].strip()
+    return str(int(value)) if value.isdigit() else value
+
+
+def _gender(value):
+    return {"male": "M", "female": "F"}.get(str(value).strip().lower(), "")
+
+
+def read_labels(path):
+    """File name -> label fields from a consensus label file (CSV or JSON).
+
+    Arguments
+    ---------
+    path : str
+        ``labels_consensus.csv`` (or its older spelling) or ``.json``.
+
+    Returns
+    -------
+    dict
+        ``FileName`` -> dict with at least ``EmoClass`` and whatever of
+        ``SpkrID, Gender, Split_Set`` the file has.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels_consensus.csv")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("FileName,EmoClass,EmoAct,SpkrID,Gender,Split_Set\\n"
+    ...                 "MSP-PODCAST_0001_0008.wav,N,4.2,127,Female,Train\\n")
+    >>> read_labels(path)["MSP-PODCAST_0001_0008.wav"]["SpkrID"]
+    '127'
+    """
+    if path.endswith(".json"):
+        try:
+            with open(path, encoding="utf-8") as f:
+                labels = json.load(f)
+        except (OSError, json.JSONDecodeError) as err:
+            raise CorpusError(f"{path}: cannot read labels: {err}") from err
+        if not isinstance(labels, dict) or not all(
+            isinstance(v, dict) and "EmoClass" in v for v in labels.values()
+        ):
+            raise CorpusError(
+                f"{path}: expected an object mapping file names to objects "
+                "with EmoClass"
+            )
+        return {k: {f: str(v) for f, v in d.items()} for k, d in labels.items()}
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        header = [h.strip() for h in reader.fieldnames or []]
+        missing = [c for c in ("FileName", "EmoClass") if c not in header]
+        if missing:
+            raise CorpusError(
+                f"{path}: missing column(s) {', '.join(missing)} "
+                f"(found: {','.join(header) or 'nothing'})"
+            )
+        labels = {}
+        for row in reader:
+            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+            labels[row["FileName"]] = row
+    return labels
+
+
+def read_pairs(path):
+    """``key; value`` lines of an older MSP-Podcast list file, as pairs.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "Partitions.txt")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("Train; MSP-PODCAST_0001_0008.wav\\n")
+    >>> read_pairs(path)
+    [('Train', 'MSP-PODCAST_0001_0008.wav')]
+    """
+    pairs = []
+    for line in read_text(path).splitlines():
+        key, sep, value = line.partition(";")
+        if sep and key.strip() and value.strip():
+            pairs.append((key.strip(), value.strip()))
+    return pairs
+
+
+def _find(root, name):
+    for folder in (root, os.path.join(root, "Labels")):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _old_speakers(root, labels):
+    """Fill SpkrID/Gender from ``Speaker_ids.txt`` (older releases)."""
+    path = _find(root, "Speaker_ids.txt")
+    if path is None:
+        raise CorpusError(
+            f"{root}: the label file has no SpkrID column and there is no "
+            "Speaker_ids.txt (in the root or Labels/); speakers are needed "
+            "for folds and verification"
+        )
+    speaker_of, gender_of = {}, {}
+    for key, value in read_pairs(path):
+        if key.lower().endswith(".wav"):
+            speaker_of[key] = _speaker(value)
+        elif key.startswith("Speaker"):
+            gender_of[_speaker(key)] = value
+    for name, fields in labels.items():
+        spk = speaker_of.get(name, "")
+        fields["SpkrID"] = spk
+        fields.setdefault("Gender", gender_of.get(spk, ""))
+
+
+def _old_partitions(root, labels):
+    """Fill Split_Set from ``Partitions.txt`` (older releases), if present."""
+    path = _find(root, "Partitions.txt")
+    if path is None:
+        return
+    part_of = {name: part for part, name in read_pairs(path)}
+    for name, fields in labels.items():
+        fields["Split_Set"] = part_of.get(name, "")
+
+
+def parse_msppodcast(data_folder, problems):
+    """Rows (without durations) for every labelled MSP-Podcast segment.
+
+    Segments without agreement (EmoClass ``X``) are left out and counted.
+
+    Arguments
+    ---------
+    data_folder : str
+        The MSP-Podcast root (holding ``Audios/`` and ``Labels/``).
+    problems : emotion_invariant.data.corpora.Problems
+        Where unknown labels and missing audio go.
+
+    Returns
+    -------
+    list of dict
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from emotion_invariant.data.corpora import Problems
+    >>> root = tempfile.mkdtemp()
+    >>> os.mkdir(os.path.join(root, "Audios"))
+    >>> os.mkdir(os.path.join(root, "Labels"))
+    >>> open(os.path.join(root, "Audios", "MSP-PODCAST_0001_0008.wav"),
+    ...      "w").close()
+    >>> with open(os.path.join(root, "Labels", "labels_consensus.csv"),
+    ...           "w") as f:
+    ...     _ = f.write("FileName,EmoClass,SpkrID,Gender,Split_Set\\n"
+    ...                 "MSP-PODCAST_0001_0008.wav,C,127,Female,Test1\\n")
+    >>> row = parse_msppodcast(root, Problems())[0]
+    >>> row["spk_id"], row["emo"], row["emo_raw"], row["gender"]
+    ('127', 'oth', 'C', 'F')
+    """
+    root = find_root(data_folder, _looks_like_msp, EXPECTED)
+    path = next(
+        (
+            os.path.join(root, "Labels", name)
+            for name in LABEL_FILES
+            if os.path.isfile(os.path.join(root, "Labels", name))
+        ),
+        None,
+    )
+    if path is None:
+        raise CorpusError(
+            f"{os.path.join(root, 'Labels')}: no label file; expected one of "
+            + ", ".join(LABEL_FILES)
+        )
+    labels = read_labels(path)
+    if not labels:
+        raise CorpusError(f"{path}: no labelled segment")
+    sample = next(iter(labels.values()))
+    if "SpkrID" not in sample:
+        _old_speakers(root, labels)
+    if "Split_Set" not in sample:
+        _old_partitions(root, labels)
+    rows, no_agreement = [], 0
+    for name, fields in labels.items():
+        letter = fields.get("EmoClass", "").strip()
+        if letter == NO_AGREEMENT:
+            no_agreement += 1
+            continue
+        emo = EMOTIONS.get(letter)
+        if emo is None:
+            problems(
+                "unknown label",
+                f"{path} ({name}): unknown EmoClass {letter!r}; expected one "
+                f"of {' '.join(EMOTIONS)} {NO_AGREEMENT}",
+            )
+            continue
+        wav = os.path.join(root, "Audios", name)
+        if not os.path.isfile(wav):
+            problems(
+                "missing audio",
+                f"{path} names {name}, but {wav} does not exist",
+            )
+            continue
+        uid = os.path.splitext(name)[0]
+        spk = _speaker(fields.get("SpkrID", ""))
+        if not spk or spk.lower() == "unknown":
+            spk = UNKNOWN_SPEAKER + uid
+        rows.append(
+            {
+                "ID": uid,
+                "wav": wav,
+                "spk_id": spk,
+                "emo": emo,
+                "emo_raw": letter,
+                "gender": _gender(fields.get("Gender", "")),
+                "lang": "en",
+                "official_split": fields.get("Split_Set", "").strip(),
+            }
+        )
+    if no_agreement:
+        logger.info(
+            "msppodcast: left out %d segment(s) without agreement (X)",
+            no_agreement,
+        )
+    return rows
+
+
+def _official(split_set, row):
+    name = split_set.lower()
+    if name == "train":
+        return "train"
+    if name in ("development", "dev", "validation"):
+        return "dev"
+    if name.startswith("test"):
+        return "test"
+    raise CorpusError(
+        f"{row['wav']}: split='official' needs a Split_Set (Train, "
+        f"Development, Test1...), got {split_set!r}"
+    )
+
+
+def prepare_msppodcast(
+    data_folder,
+    save_folder,
+    split="speakers",
+    seed=0,
+    held_out=4,
+    test_fraction=0.2,
+    dev_fraction=0.1,
+    max_per_condition=None,
+    skip_bad=False,
+    jobs=1,
+):
+    """Prepare MSP-Podcast: manifest, speaker folds, splits and trials.
+
+    Writes ``msppodcast.csv`` (``emo_raw`` keeps the EmoClass letter,
+    ``official_split`` the Split_Set), ``msppodcast_folds.json``,
+    ``msppodcast_splits.json``, ``msppodcast_trials.txt`` and per-split
+    manifests into ``save_folder``; skips the work when a previous run
+    with the same options finished. Segments whose speaker is
+    ``Unknown`` get the speaker ``nospk-<ID>``, a warning, and no fold,
+    speaker split or trial.
+
+    Arguments
+    ---------
+    data_folder : str
+        The MSP-Podcast root, holding ``Audios/`` and ``Labels/``.
+    save_folder : str
+        Where outputs go.
+    split : str
+        ``"speakers"`` (train/dev/test by speakers) or ``"official"``
+        (Train, Development, Test1/2/3 -> train, dev, test).
+    seed : int
+        Seed of folds, splits and trials.
+    held_out : int
+        Speakers per fold.
+    test_fraction, dev_fraction : float
+        Speaker fractions of test and dev with ``split="speakers"``.
+    max_per_condition : int, optional
+        Cap on target (and non-target) trials per condition.
+    skip_bad : bool
+        Skip (and count) unknown labels, missing and unreadable audio
+        instead of stopping at the first one.
+    jobs : int
+        Threads reading audio headers.
+
+    Returns
+    -------
+    dict
+        Role -> path of each output.
+
+    Example
+    -------
+    >>> from emotion_invariant.data.corpora import CorpusError
+    >>> try:
+    ...     prepare_msppodcast("/nonexistent/msp", "/tmp/out")
+    ... except CorpusError as err:
+    ...     print(err)  # doctest: +ELLIPSIS
+    /nonexistent/msp: no such folder; expected ...
+    """
+    if split not in ("speakers", "official"):
+        raise ValueError(
+            f"split must be 'speakers' or 'official', got {split!r}"
+        )
+
+    def parse(problems):
+        rows = parse_msppodcast(data_folder, problems)
+        if split == "official":
+            for row in rows:
+                row["split"] = _official(row["official_split"], row)
+        return rows
+
+    options = dict(
+        split=split,
+        seed=seed,
+        held_out=held_out,
+        test_fraction=test_fraction,
+        dev_fraction=dev_fraction,
+        max_per_condition=max_per_condition,
+        skip_bad=skip_bad,
+        jobs=jobs,
+    )
+    return run(
+        "msppodcast",
+        data_folder,
+        save_folder,
+        parse,
+        options,
+        presplit=split == "official",
+    )

@@ -1,0 +1,285 @@
+"""VoxCeleb1/2 (Nagrani et al., 2017; Chung et al., 2018) for pretraining
+speaker models.
+
+As distributed (VoxCeleb2 after SpeechBrain's m4a -> wav conversion):
+``wav/idXXXXX/<video>/<utterance>.wav``. VoxCeleb has no emotion labels:
+every row gets ``emo = oth`` (and an empty ``emo_raw``), so that emotion
+objectives can mask it out. Speaker genders come from ``vox1_meta.csv`` or
+``vox2_meta.csv`` when present.
+"""
+
+import csv
+import os
+import random
+from collections import defaultdict
+
+from emotion_invariant.data.corpora import (
+    CorpusError,
+    find_root,
+    listdir,
+    run,
+    subdirs,
+)
+
+SPEAKER_DIR = r"id\d+"
+META_FILES = ("vox1_meta.csv", "vox2_meta.csv")
+CONVERT = (
+    "VoxCeleb2 audio is distributed as .m4a, which this project reads only "
+    "once converted to .wav, as SpeechBrain's VoxCeleb recipe asks: convert "
+    "every file, keeping the tree, into <root>/wav/idXXXXX/<video>/"
+    "<utterance>.wav, e.g. `ffmpeg -i aac/id00012/21Uxsk56VDQ/00001.m4a "
+    "-ac 1 -ar 16000 wav/id00012/21Uxsk56VDQ/00001.wav`, then prepare the "
+    "folder holding wav/"
+)
+EXPECTED = "wav/idXXXXX/<video>/<utterance>.wav (VoxCeleb2: aac/ converted)"
+
+
+def _looks_like_voxceleb(folder):
+    return any(
+        subdirs(os.path.join(folder, d), SPEAKER_DIR) for d in ("wav", "aac")
+    )
+
+
+def read_meta(root):
+    """Speaker -> gender (``M``/``F``) from VoxCeleb meta files, if any.
+
+    Reads ``vox1_meta.csv`` (tab-separated) and ``vox2_meta.csv``
+    (comma-separated), in the root or its ``meta/`` folder.
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp()
+    >>> with open(os.path.join(d, "vox1_meta.csv"), "w") as f:
+    ...     _ = f.write("VoxCeleb1 ID\\tVGGFace1 ID\\tGender\\tSet\\n"
+    ...                 "id10001\\tA.J._Buckley\\tm\\tdev\\n")
+    >>> read_meta(d)
+    {'id10001': 'M'}
+    """
+    genders = {}
+    for folder in (root, os.path.join(root, "meta")):
+        for name in META_FILES:
+            path = os.path.join(folder, name)
+            if not os.path.isfile(path):
+                continue
+            with open(path, newline="", encoding="utf-8-sig") as f:
+                text = f.read().splitlines()
+            if not text:
+                continue
+            delimiter = "\t" if "\t" in text[0] else ","
+            reader = csv.reader(text, delimiter=delimiter)
+            header = [h.strip().lower() for h in next(reader)]
+            if "gender" not in header:
+                raise CorpusError(
+                    f"{path}: expected a Gender column, found "
+                    f"{','.join(header) or 'nothing'}"
+                )
+            column = header.index("gender")
+            for fields in reader:
+                if len(fields) > column and fields[0].strip():
+                    gender = fields[column].strip().lower()
+                    genders[fields[0].strip()] = {"m": "M", "f": "F"}.get(
+                        gender, ""
+                    )
+    return genders
+
+
+def parse_voxceleb(data_folder, problems):
+    """Rows (without durations) for every VoxCeleb utterance under ``wav/``.
+
+    Arguments
+    ---------
+    data_folder : str
+        The folder holding ``wav/`` (and, for VoxCeleb2, formerly ``aac/``).
+    problems : emotion_invariant.data.corpora.Problems
+        Where unexpected names go (raise, or skip and count).
+
+    Returns
+    -------
+    list of dict
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from emotion_invariant.data.corpora import Problems
+    >>> root = tempfile.mkdtemp()
+    >>> os.makedirs(os.path.join(root, "wav", "id10001", "1zcIwhmdeo4"))
+    >>> open(os.path.join(root, "wav", "id10001", "1zcIwhmdeo4", "00001.wav"),
+    ...      "w").close()
+    >>> row = parse_voxceleb(root, Problems())[0]
+    >>> row["ID"], row["spk_id"], row["emo"]
+    ('id10001--1zcIwhmdeo4--00001', 'id10001', 'oth')
+    """
+    root = find_root(data_folder, _looks_like_voxceleb, EXPECTED)
+    audio = os.path.join(root, "wav")
+    if not subdirs(audio, SPEAKER_DIR):
+        raise CorpusError(f"{root}: only aac/ (.m4a) audio found. {CONVERT}")
+    genders = read_meta(root)
+    speakers = set(subdirs(audio, SPEAKER_DIR))
+    rows = []
+    for name in subdirs(audio):
+        if name not in speakers:
+            problems(
+                "unexpected folder",
+                f"{os.path.join(audio, name)}: unexpected folder; expected "
+                "speaker folders idXXXXX",
+            )
+            continue
+        spk_dir = os.path.join(audio, name)
+        for video in subdirs(spk_dir):
+            video_dir = os.path.join(spk_dir, video)
+            for utt in listdir(video_dir):
+                path = os.path.join(video_dir, utt)
+                if utt.lower().endswith(".m4a"):
+                    raise CorpusError(f"{path}: .m4a audio. {CONVERT}")
+                if not utt.lower().endswith(".wav"):
+                    continue
+                rows.append(
+                    {
+                        "ID": f"{name}--{video}--{utt[: -len('.wav')]}",
+                        "wav": path,
+                        "spk_id": name,
+                        "emo": "oth",
+                        "emo_raw": "",
+                        "gender": genders.get(name, ""),
+                    }
+                )
+    return rows
+
+
+def video_split(rows, dev_fraction, seed):
+    """Per speaker, hold out a fraction of videos (all their utterances) as dev.
+
+    Speaker classifiers are validated on their training speakers, so this
+    split shares speakers by design; videos are kept whole so that dev
+    utterances do not share a recording session with training ones.
+
+    Arguments
+    ---------
+    rows : list of dict
+        VoxCeleb rows (``ID`` is ``spk--video--utt``).
+    dev_fraction : float
+        Wanted fraction of each speaker's videos in dev.
+    seed : int
+        Seed of the choice.
+
+    Example
+    -------
+    >>> rows = [{"ID": f"id1--v{v}--0000{u}", "spk_id": "id1"}
+    ...         for v in range(10) for u in range(2)]
+    >>> split = video_split(rows, 0.1, 0)
+    >>> sorted({r["split"] for r in split})
+    ['dev', 'train']
+    >>> sum(r["split"] == "dev" for r in split)
+    2
+    """
+    if not 0 < dev_fraction < 1:
+        raise ValueError(f"dev_fraction must be in (0, 1), got {dev_fraction}")
+    videos = defaultdict(set)
+    for row in rows:
+        videos[row["spk_id"]].add(row["ID"].split("--")[1])
+    rng = random.Random(seed)
+    dev = set()
+    for spk in sorted(videos):
+        names = sorted(videos[spk])
+        if len(names) < 2:
+            continue
+        rng.shuffle(names)
+        count = max(1, round(dev_fraction * len(names)))
+        dev.update((spk, v) for v in names[:count])
+    for row in rows:
+        key = (row["spk_id"], row["ID"].split("--")[1])
+        row["split"] = "dev" if key in dev else "train"
+    return rows
+
+
+def prepare_voxceleb(
+    data_folder,
+    save_folder,
+    split="videos",
+    seed=0,
+    held_out=4,
+    test_fraction=0.2,
+    dev_fraction=0.1,
+    max_per_condition=None,
+    skip_bad=False,
+    jobs=1,
+):
+    """Prepare VoxCeleb1/2 for speaker-model pretraining.
+
+    Writes ``voxceleb.csv`` (``emo`` is ``oth`` throughout: VoxCeleb has no
+    emotion labels), ``voxceleb_folds.json`` and per-split manifests into
+    ``save_folder``; skips the work when a previous run with the same
+    options finished. With the default split there are no folds and no
+    trial list: VoxCeleb only trains speaker models here; emotional
+    trials come from the emotional corpora.
+
+    Arguments
+    ---------
+    data_folder : str
+        The folder holding ``wav/idXXXXX/<video>/<utterance>.wav``.
+    save_folder : str
+        Where outputs go.
+    split : str
+        ``"videos"``: per speaker, whole videos go to dev
+        (``dev_fraction`` of them), the rest to train: a speaker-classifier
+        validation split, sharing speakers by design. ``"speakers"``:
+        train/dev/test by speakers, with folds and an (``oth-oth``) trial
+        list.
+    seed : int
+        Seed of splits, folds and trials.
+    held_out : int
+        Speakers per fold with ``split="speakers"``.
+    test_fraction, dev_fraction : float
+        Split fractions (of speakers, or of each speaker's videos).
+    max_per_condition : int, optional
+        Cap on target (and non-target) trials with ``split="speakers"``.
+    skip_bad : bool
+        Skip (and count) unexpected names and unreadable files instead of
+        stopping at the first one.
+    jobs : int
+        Threads reading audio headers (a million files: use several).
+
+    Returns
+    -------
+    dict
+        Role -> path of each output.
+
+    Example
+    -------
+    >>> from emotion_invariant.data.corpora import CorpusError
+    >>> try:
+    ...     prepare_voxceleb("/nonexistent/vox", "/tmp/out")
+    ... except CorpusError as err:
+    ...     print(err)  # doctest: +ELLIPSIS
+    /nonexistent/vox: no such folder; expected ...
+    """
+    if split not in ("videos", "speakers"):
+        raise ValueError(f"split must be 'videos' or 'speakers', got {split!r}")
+
+    def parse(problems):
+        rows = parse_voxceleb(data_folder, problems)
+        if split == "videos":
+            rows = video_split(rows, dev_fraction, seed)
+        return rows
+
+    options = dict(
+        split=split,
+        seed=seed,
+        held_out=held_out,
+        test_fraction=test_fraction,
+        dev_fraction=dev_fraction,
+        max_per_condition=max_per_condition,
+        skip_bad=skip_bad,
+        jobs=jobs,
+    )
+    by_video = split == "videos"
+    return run(
+        "voxceleb",
+        data_folder,
+        save_folder,
+        parse,
+        options,
+        fold_of=False if by_video else None,
+        presplit=by_video,
+    )

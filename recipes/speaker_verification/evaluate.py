@@ -1,0 +1,152 @@
+#!/usr/bin/env python3
+"""Evaluate a trained speaker-verification model on emotional trials.
+
+Embeds the test speakers' utterances with the best checkpoint (lowest dev
+EER), scores the emotional trial list, and writes to ``eval_folder``:
+``embeddings.npz``, ``scores.txt``, ``report.json`` and ``report.md`` (EER
+and minDCF overall and per condition), ``report_det.png`` (DET curves) and
+``emotion_eer.png`` (EER per emotion against neutral enrolment).
+
+``train.py`` runs this after training; on its own::
+
+    python recipes/speaker_verification/evaluate.py \\
+        hparams/speaker_verification/ecapa_emotion_invariant.yaml \\
+        --data_folder results/demo/corpus --output_folder results/sv/ei
+"""
+
+import os
+import sys
+
+import speechbrain as sb
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from emotion_invariant.data.manifest import read_manifest
+from emotion_invariant.scoring import (
+    extract_embeddings,
+    read_trials,
+    save_embeddings,
+    score_trials,
+    verification_report,
+    write_scores,
+)
+from emotion_invariant.scoring.report import markdown_table
+from emotion_invariant.utils import atomic_path
+
+
+def _embedder(brain):
+    def embed(wavs, lens):
+        return brain.embed(wavs, lens)
+
+    return embed
+
+
+def evaluate(brain, hparams):
+    """Score the test trials with the best checkpoint; returns the report.
+
+    Arguments
+    ---------
+    brain : SpeakerBrain
+        The recipe's Brain, with its checkpointer.
+    hparams : dict
+        The loaded hyperparameters.
+
+    Returns
+    -------
+    dict
+        The verification report (also written to ``eval_folder``).
+    """
+    brain.checkpointer.recover_if_possible(min_key="EER")
+    brain.modules.eval()
+    out = hparams["eval_folder"]
+    os.makedirs(out, exist_ok=True)
+    data_root = hparams["data_folder"]
+    rows = read_manifest(hparams["test_annotation"])
+    ids, embeddings = extract_embeddings(
+        rows,
+        _embedder(brain),
+        batch_size=hparams["eval_batch_size"],
+        device=brain.device,
+        data_root=data_root,
+    )
+    save_embeddings(os.path.join(out, "embeddings.npz"), ids, embeddings)
+    cohort = None
+    if hparams["score_norm"] != "none":
+        train_rows = read_manifest(hparams["train_annotation"])
+        cohort = extract_embeddings(
+            train_rows,
+            _embedder(brain),
+            batch_size=hparams["eval_batch_size"],
+            device=brain.device,
+            data_root=data_root,
+        )
+    trials = read_trials(hparams["trials_file"])
+    scores = score_trials(
+        (ids, embeddings),
+        trials,
+        norm=hparams["score_norm"],
+        cohort=cohort,
+        topk=hparams["score_topk"],
+    )
+    write_scores(os.path.join(out, "scores.txt"), trials, scores)
+    report = verification_report(
+        trials,
+        scores,
+        os.path.join(out, "report.json"),
+        title=hparams["experiment"],
+    )
+    plot_emotion_eer(report, os.path.join(out, "emotion_eer.png"))
+    print(markdown_table(report))
+    return report
+
+
+def plot_emotion_eer(report, path):
+    """Bar chart of EER per condition group, neutral enrolment.
+
+    Arguments
+    ---------
+    report : dict
+        A verification report with ``conditions`` (name -> metrics).
+    path : str
+        Output PNG.
+    """
+    names = [n for n in report["conditions"] if n.startswith("neu-")]
+    names = ["N-N"] * ("N-N" in report["conditions"]) + names
+    values = [100 * report["conditions"][n]["eer"] for n in names]
+    fig = Figure(figsize=(1.2 * len(names) + 2, 3.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.bar(names, values, color="tab:blue")
+    ax.set_ylabel("EER (%)")
+    ax.set_title(f"{report.get('title') or ''}: EER by test emotion")
+    for x, v in enumerate(values):
+        ax.text(x, v, f"{v:.1f}", ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+
+
+def main(argv=None):
+    """Evaluate the best checkpoint of a finished (or running) training."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from train import SpeakerBrain, dataio_prep, resize_classifier
+
+    from emotion_invariant.hparams import load_hparams
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv or sys.argv[1:])
+    hparams, _, _ = load_hparams(hparams_file, overrides)
+    _, _, encoder = dataio_prep(hparams)
+    resize_classifier(hparams["classifier"], len(encoder))
+    brain = SpeakerBrain(
+        modules=hparams["modules"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    with torch.no_grad():
+        return evaluate(brain, hparams)
+
+
+if __name__ == "__main__":
+    main()

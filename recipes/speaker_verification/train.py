@@ -1,0 +1,327 @@
+#!/usr/bin/env python3
+"""Recipe: emotion-invariant ECAPA-TDNN speaker verification.
+
+Trains SpeechBrain's ECAPA-TDNN with AAM-softmax on two views of every
+utterance, then evaluates emotional trials of speakers unseen in training.
+The methods of "Learning Emotion-Invariant Speaker Representations for
+Speaker Verification" are switched on in yaml, not here:
+
+- ``copypaste_prob``: the second view is an emotion CopyPaste of the
+  utterance with a same-speaker, other-emotion partner (else the utterance's
+  own augmented copy, as in SpeechBrain's VoxCeleb recipe);
+- ``erl_weight``: cosine consistency between an utterance and its view;
+- ``mask_ratio``: energy-guided masking of the view's loudest frames.
+
+To run::
+
+    python recipes/speaker_verification/train.py \\
+        hparams/speaker_verification/ecapa_emotion_invariant.yaml \\
+        --data_folder results/demo/corpus --output_folder results/sv/ei
+
+``--debug`` runs two batches of two epochs; ``--seed``, ``--erl_weight`` and
+every other yaml key can be overridden on the command line.
+"""
+
+import logging
+import os
+import random
+import sys
+from collections import Counter
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.distributed import run_on_main
+
+from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
+from emotion_invariant.data.manifest import ManifestError, read_manifest
+from emotion_invariant.data.parallel import ParallelIndex
+from emotion_invariant.data.prepare import prepare
+from emotion_invariant.data.trials import make_trials
+from emotion_invariant.hparams import load_hparams
+from emotion_invariant.losses.consistency import cosine_consistency
+from emotion_invariant.pretrained import load_pretrained_ecapa
+from emotion_invariant.scoring.extract import read_audio
+from emotion_invariant.scoring.metrics import eer
+from emotion_invariant.scoring.pipeline import score_trials
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from evaluate import evaluate  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+class SpeakerBrain(sb.core.Brain):
+    """ECAPA-TDNN on an utterance and its second view, with AAM-softmax.
+
+    The batch is the ``B`` utterances followed by their ``B`` views; the
+    consistency loss pairs row ``i`` with row ``B + i``.
+    """
+
+    def compute_forward(self, batch, stage):
+        """Embeddings (and speaker logits when training)."""
+        batch = batch.to(self.device)
+        wavs, lens = batch.sig
+        if stage != sb.Stage.TRAIN:
+            return self.embed(wavs, lens)
+
+        views, view_lens = batch.view_sig
+        if self.hparams.wav_augment is not None:
+            views, view_lens = self.hparams.wav_augment(views, view_lens)
+        n = wavs.shape[0]
+        wavs, lens = _stack(wavs, lens, views, view_lens)
+
+        feats = self.modules.compute_features(wavs)
+        if self.hparams.mask_ratio > 0:
+            rows = (
+                slice(0, 2 * n)
+                if self.hparams.mask_anchors
+                else slice(n, 2 * n)
+            )
+            feats[rows] = self.modules.energy_mask(
+                feats[rows], lens[rows], wavs=wavs[rows]
+            )
+        feats = self.modules.mean_var_norm(feats, lens)
+        embeddings = self.modules.embedding_model(feats, lens)
+        return self.modules.classifier(embeddings), embeddings, lens
+
+    def embed(self, wavs, lens):
+        """Speaker embeddings ``[B, 1, D]`` of padded waveforms."""
+        feats = self.modules.compute_features(wavs)
+        feats = self.modules.mean_var_norm(feats, lens)
+        return self.modules.embedding_model(feats, lens)
+
+    def compute_objectives(self, predictions, batch, stage):
+        """AAM-softmax on both views, plus the weighted consistency loss."""
+        logits, embeddings, lens = predictions
+        spk, _ = batch.spk_id_encoded
+        n = spk.shape[0]
+        loss = self.hparams.compute_cost(logits, torch.cat([spk, spk]), lens)
+        self.stats["aam"] += loss.item()
+        if self.hparams.erl_weight > 0:
+            erl = cosine_consistency(embeddings[:n], embeddings[n:])
+            loss = loss + self.hparams.erl_weight * erl
+            self.stats["erl"] += erl.item()
+        self.stats["batches"] += 1
+        self.view_kinds.update(batch.view_kind)
+        return loss
+
+    def evaluate_batch(self, batch, stage):
+        """Collect embeddings: dev speakers are scored, not classified."""
+        with torch.no_grad():
+            embeddings = self.compute_forward(batch, stage)
+        for uid, emb in zip(batch.id, embeddings.squeeze(1).cpu()):
+            self.dev_embeddings[uid] = emb
+        return torch.zeros((), device=self.device)
+
+    def on_stage_start(self, stage, epoch=None):
+        """Reset statistics; draw new CopyPaste views each epoch."""
+        if stage == sb.Stage.TRAIN:
+            self.hparams.view_maker.set_epoch(epoch or 0)
+            self.stats = Counter()
+            self.view_kinds = Counter()
+        else:
+            self.dev_embeddings = {}
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Log, anneal the learning rate, checkpoint on dev EER."""
+        if stage == sb.Stage.TRAIN:
+            batches = max(1, self.stats["batches"])
+            self.train_stats = {"loss": stage_loss}
+            self.train_stats["aam"] = self.stats["aam"] / batches
+            if self.hparams.erl_weight > 0:
+                self.train_stats["erl"] = self.stats["erl"] / batches
+            total = sum(self.view_kinds.values()) or 1
+            for kind, count in sorted(self.view_kinds.items()):
+                self.train_stats[f"view_{kind}"] = round(count / total, 3)
+            return
+        dev_eer = self.dev_eer()
+        stats = {"EER": dev_eer}
+        if stage == sb.Stage.VALID:
+            old_lr, new_lr = self.hparams.lr_annealing(epoch)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": old_lr},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"EER": dev_eer}, min_keys=["EER"]
+            )
+
+    def dev_eer(self):
+        """EER on the dev speakers' trials (those embedded this stage)."""
+        trials = [t for t in self.hparams.dev_trials if _has(self, t)]
+        if not trials:
+            return float("nan")
+        ids = sorted(self.dev_embeddings)
+        emb = torch.stack([self.dev_embeddings[i] for i in ids])
+        scores = score_trials((ids, emb), trials, device="cpu")
+        labels = torch.tensor([t[0] for t in trials])
+        return eer(scores, labels)[0]
+
+
+def _has(brain, trial):
+    return trial[1] in brain.dev_embeddings and trial[2] in brain.dev_embeddings
+
+
+def _stack(wavs, lens, views, view_lens):
+    """Concatenate two padded batches along the batch axis."""
+    length = max(wavs.shape[1], views.shape[1])
+    pad = torch.nn.functional.pad
+    out = torch.cat(
+        [
+            pad(wavs, (0, length - wavs.shape[1])),
+            pad(views, (0, length - views.shape[1])),
+        ]
+    )
+    rel = torch.cat(
+        [lens * wavs.shape[1] / length, view_lens * views.shape[1] / length]
+    )
+    return out, rel
+
+
+def prepare_data(hparams):
+    """Manifests, splits and trials of the corpus (demo corpus or real)."""
+    options = {"max_per_condition": hparams["max_trials_per_condition"]}
+    prepare(
+        hparams["corpus"],
+        hparams["data_folder"],
+        hparams["manifest_folder"],
+        **options,
+    )
+
+
+def dataio_prep(hparams):
+    """Datasets, the speaker encoder and the view maker."""
+    data_root = hparams["data_folder"]
+    train_rows = read_manifest(hparams["train_annotation"])
+    valid_rows = read_manifest(hparams["valid_annotation"])
+    train = sb.dataio.dataset.DynamicItemDataset.from_csv(
+        hparams["train_annotation"], replacements={"data_root": data_root}
+    )
+    valid = sb.dataio.dataset.DynamicItemDataset.from_csv(
+        hparams["valid_annotation"], replacements={"data_root": data_root}
+    )
+    rows_by_id = {row["ID"]: row for row in train_rows}
+    index = ParallelIndex(train_rows, seed=hparams["seed"])
+    if index.single_emotion_speakers:
+        logger.info(
+            "%d training speakers have one emotion only: their views are "
+            "plain same-speaker pairs",
+            len(index.single_emotion_speakers),
+        )
+    view_maker = EmotionCopyPaste(
+        index,
+        prob=1.0,
+        segment=tuple(hparams["copypaste_segment"]),
+        partner_emotions=hparams["partner_emotions"],
+        seed=hparams["seed"],
+    )
+    hparams["view_maker"] = view_maker
+    crop = int(hparams["sentence_len"] * hparams["sample_rate"])
+    seed = hparams["seed"]
+
+    def load(row):
+        return read_audio(row, data_root, hparams["sample_rate"])
+
+    @sb.utils.data_pipeline.takes("id")
+    @sb.utils.data_pipeline.provides("sig", "view_sig", "view_kind")
+    def train_pipeline(uid):
+        # Seeded by (seed, epoch, utterance): a resumed run draws the same
+        # crops and views as an unbroken one.
+        rng = random.Random(f"{seed}:{view_maker.epoch}:{uid}:crop")
+        wave = load(rows_by_id[uid])
+        anchor = random_crop(wave, min(crop, wave.numel()), rng)
+        yield anchor
+        if rng.random() < hparams["copypaste_prob"]:
+            view, kind = view_maker(uid, wave, load, anchor.numel())
+        else:
+            view, kind = anchor.clone(), "copy"
+        yield view
+        yield kind
+
+    @sb.utils.data_pipeline.takes("id")
+    @sb.utils.data_pipeline.provides("sig")
+    def eval_pipeline(uid):
+        return load(valid_by_id[uid])
+
+    valid_by_id = {row["ID"]: row for row in valid_rows}
+    train.add_dynamic_item(train_pipeline)
+    valid.add_dynamic_item(eval_pipeline)
+
+    encoder = sb.dataio.encoder.CategoricalEncoder()
+    encoder.load_or_create(
+        os.path.join(hparams["save_folder"], "label_encoder.txt"),
+        from_didatasets=[train],
+        output_key="spk_id",
+    )
+
+    @sb.utils.data_pipeline.takes("spk_id")
+    @sb.utils.data_pipeline.provides("spk_id_encoded")
+    def label_pipeline(spk_id):
+        return encoder.encode_sequence_torch([spk_id])
+
+    train.add_dynamic_item(label_pipeline)
+    train.set_output_keys(
+        ["id", "sig", "view_sig", "view_kind", "spk_id_encoded"]
+    )
+    valid.set_output_keys(["id", "sig"])
+    try:
+        hparams["dev_trials"] = make_trials(
+            valid_rows,
+            seed=0,
+            max_per_condition=hparams["dev_trials_per_condition"],
+        )
+    except ManifestError as err:
+        raise ManifestError(
+            f"{hparams['valid_annotation']}: the dev speakers select the best "
+            f"checkpoint by verification EER: {err}"
+        ) from err
+    return train, valid, encoder
+
+
+def resize_classifier(classifier, n_speakers):
+    """Give the AAM head one row per training speaker (fresh weights)."""
+    weight = torch.empty(n_speakers, classifier.weight.shape[1])
+    torch.nn.init.xavier_uniform_(weight)
+    classifier.weight = torch.nn.Parameter(weight)
+
+
+def main(argv=None):
+    """Prepare, train and evaluate; returns the evaluation report."""
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv or sys.argv[1:])
+    hparams, base_file, overrides = load_hparams(hparams_file, overrides)
+    sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=base_file,
+        overrides=overrides,
+    )
+    if not hparams["skip_prep"]:
+        run_on_main(prepare_data, kwargs={"hparams": hparams})
+    train, valid, encoder = dataio_prep(hparams)
+    resize_classifier(hparams["classifier"], len(encoder))
+    if hparams["pretrained_path"]:
+        # The AAM head is per speaker set, so only the encoder is reused.
+        load_pretrained_ecapa(
+            hparams["pretrained_path"], hparams["embedding_model"]
+        )
+    brain = SpeakerBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    brain.fit(
+        hparams["epoch_counter"],
+        train,
+        valid,
+        train_loader_kwargs=hparams["train_dataloader_options"],
+        valid_loader_kwargs=hparams["valid_dataloader_options"],
+    )
+    return evaluate(brain, hparams)
+
+
+if __name__ == "__main__":
+    main()
