@@ -10,7 +10,10 @@ DEMO_DIR ?= results/demo
 DEMO_DATA ?= $(DEMO_DIR)/corpus
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: demo test lint espeak clean
+.PHONY: corpus demo ablation ablation-run test lint espeak clean
+
+comma := ,
+space := $(empty) $(empty)
 
 $(STAMP): requirements.txt setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +25,45 @@ $(STAMP): requirements.txt setup.py
 espeak:
 	@bash scripts/ensure_espeak.sh
 
-demo: $(STAMP) espeak
+SV := recipes/speaker_verification
+SV_HP := hparams/speaker_verification
+SEED ?= 1
+SEEDS ?= 1 2 3
+ABLATION_DIR ?= results/ablation
+ROW_baseline :=
+ROW_copypaste := --copypaste_prob=1.0
+ROW_copypaste_erl := --copypaste_prob=1.0 --erl_weight=1.0
+ROW_copypaste_erl_mask := --copypaste_prob=1.0 --erl_weight=1.0 --mask_ratio=0.2
+ROWS := baseline copypaste copypaste_erl copypaste_erl_mask
+
+corpus: $(STAMP) espeak
 	$(PY) -m emotion_invariant.data.synth --out $(DEMO_DATA) --jobs $(JOBS)
+
+# Baseline and emotion-invariant ECAPA with the same budget, then the
+# per-condition comparison.
+demo: corpus
+	$(PY) $(SV)/train.py $(SV_HP)/ecapa_baseline.yaml --seed=$(SEED) \
+		--data_folder=$(DEMO_DATA) --output_folder=$(DEMO_DIR)/baseline/$(SEED)
+	$(PY) $(SV)/train.py $(SV_HP)/ecapa_emotion_invariant.yaml \
+		--seed=$(SEED) --data_folder=$(DEMO_DATA) \
+		--output_folder=$(DEMO_DIR)/emotion_invariant/$(SEED)
+	$(PY) $(SV)/compare.py --out $(DEMO_DIR)/comparison.md \
+		baseline=$(DEMO_DIR)/baseline/$(SEED) \
+		emotion-invariant=$(DEMO_DIR)/emotion_invariant/$(SEED)
+
+# The four ablation rows (overrides on one yaml) over $(SEEDS).
+ablation: corpus
+	@for seed in $(SEEDS); do for row in $(ROWS); do \
+		$(MAKE) --no-print-directory ablation-run ROW=$$row SEED=$$seed \
+			|| exit 1; \
+	done; done
+	$(PY) $(SV)/compare.py --out $(ABLATION_DIR)/ablation.md \
+		$(foreach row,$(ROWS),$(row)=$(subst $(space),$(comma),$(foreach seed,$(SEEDS),$(ABLATION_DIR)/$(row)/$(seed))))
+
+ablation-run:
+	$(PY) $(SV)/train.py $(SV_HP)/ecapa_base.yaml --seed=$(SEED) \
+		--data_folder=$(DEMO_DATA) --experiment=$(ROW) \
+		--output_folder=$(ABLATION_DIR)/$(ROW)/$(SEED) $(ROW_$(ROW))
 
 test: $(STAMP) espeak
 	$(PY) -m pytest -q

@@ -26,6 +26,7 @@ import logging
 import os
 import random
 import sys
+import time
 from collections import Counter
 
 import speechbrain as sb
@@ -117,6 +118,7 @@ class SpeakerBrain(sb.core.Brain):
         """Reset statistics; draw new CopyPaste views each epoch."""
         if stage == sb.Stage.TRAIN:
             self.hparams.view_maker.set_epoch(epoch or 0)
+            self.stage_start = time.perf_counter()
             self.stats = Counter()
             self.view_kinds = Counter()
         else:
@@ -126,7 +128,8 @@ class SpeakerBrain(sb.core.Brain):
         """Log, anneal the learning rate, checkpoint on dev EER."""
         if stage == sb.Stage.TRAIN:
             batches = max(1, self.stats["batches"])
-            self.train_stats = {"loss": stage_loss}
+            seconds = time.perf_counter() - self.stage_start
+            self.train_stats = {"loss": stage_loss, "seconds": round(seconds)}
             self.train_stats["aam"] = self.stats["aam"] / batches
             if self.hparams.erl_weight > 0:
                 self.train_stats["erl"] = self.stats["erl"] / batches
@@ -287,9 +290,20 @@ def resize_classifier(classifier, n_speakers):
     classifier.weight = torch.nn.Parameter(weight)
 
 
-def main(argv=None):
-    """Prepare, train and evaluate; returns the evaluation report."""
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv or sys.argv[1:])
+def build(argv):
+    """Parse arguments, prepare data and build the Brain.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams_file [--overrides]`` as on the command line.
+
+    Returns
+    -------
+    tuple
+        ``(brain, hparams, train_data, valid_data)``.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     hparams, base_file, overrides = load_hparams(hparams_file, overrides)
     sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
@@ -313,6 +327,12 @@ def main(argv=None):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    return brain, hparams, train, valid
+
+
+def main(argv=None):
+    """Prepare, train and evaluate; returns the evaluation report."""
+    brain, hparams, train, valid = build(argv or sys.argv[1:])
     brain.fit(
         hparams["epoch_counter"],
         train,
