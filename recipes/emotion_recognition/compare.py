@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Compare emotion recognition systems over seeds: mean and spread.
+
+Each system is ``NAME=RUN[,RUN...]``: output folders of ``train.py`` (one
+per seed), each holding the summary ``report.json`` (over the speaker split
+or over folds). A seed's score is its mean over folds; the table shows the
+mean and standard deviation of those over seeds, and every system's change
+against the first one in percentage points. The speaker probe's accuracy
+sits beside its chance level: the lower above chance, the less speaker
+identity the emotion embedding carries.
+
+Example::
+
+    python recipes/emotion_recognition/compare.py --out comparison.md \\
+        baseline=results/ser/baseline/1,results/ser/baseline/2 \\
+        adversarial=results/ser/adversarial/1,results/ser/adversarial/2
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from emotion_invariant.ser_metrics import mean_spread
+from emotion_invariant.utils import atomic_open
+
+COLUMNS = (
+    ("ua", "UA"),
+    ("wa", "WA"),
+    ("macro_f1", "macro-F1"),
+    ("probe_accuracy", "probe acc."),
+    ("probe_chance", "probe chance"),
+)
+
+
+def _folds(report):
+    return report["mode"], tuple(report["runs"])
+
+
+def load_system(spec):
+    """``NAME=DIR[,DIR...]`` -> (name, list of summary reports).
+
+    Example
+    -------
+    >>> load_system("baseline")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected NAME=RUN[,RUN...], got 'baseline'
+    """
+    name, sep, runs = spec.partition("=")
+    if not sep or not name or not runs:
+        raise ValueError(f"expected NAME=RUN[,RUN...], got {spec!r}")
+    reports = []
+    for run in runs.split(","):
+        path = os.path.join(run, "report.json")
+        if not os.path.isfile(path):
+            raise ValueError(f"{name}: no summary report at {path}")
+        with open(path) as f:
+            report = json.load(f)
+        if "summary" not in report:
+            raise ValueError(f"{path} is not a summary of train.py")
+        reports.append(report)
+    modes = {_folds(r) for r in reports}
+    if len(modes) > 1:
+        raise ValueError(
+            f"{name}: its runs are not over the same folds: {sorted(modes)}"
+        )
+    return name, reports
+
+
+def summarize(reports):
+    """Metric -> mean and spread over seeds of each seed's fold mean.
+
+    Example
+    -------
+    >>> reports = [{"summary": {k: {"mean": v} for k, _ in COLUMNS}}
+    ...            for v in (0.5, 1.0)]
+    >>> summarize(reports)["ua"]
+    {'mean': 0.75, 'std': 0.3535533905932738, 'min': 0.5, 'max': 1.0, 'n': 2}
+    """
+    return {
+        key: mean_spread([r["summary"][key]["mean"] for r in reports])
+        for key, _ in COLUMNS
+    }
+
+
+def _cell(stats):
+    if stats["mean"] is None:
+        return "-"
+    return f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}"
+
+
+def compare(specs):
+    """The comparison as markdown text.
+
+    Arguments
+    ---------
+    specs : list of str
+        ``NAME=RUN[,RUN...]``, the reference first.
+
+    Returns
+    -------
+    str
+    """
+    systems = [load_system(spec) for spec in specs]
+    folds = {name: _folds(reports[0]) for name, reports in systems}
+    if len(set(folds.values())) > 1:
+        raise ValueError(
+            "the systems are not evaluated on the same folds: "
+            + "; ".join(
+                f"{n}: {m} {' '.join(r)}" for n, (m, r) in folds.items()
+            )
+        )
+    summaries = [(name, summarize(reports)) for name, reports in systems]
+    ref_name, reference = summaries[0]
+    mode = systems[0][1][0]["mode"]
+    n_runs = len(systems[0][1][0]["runs"])
+    lines = [
+        f"Speaker-independent emotion recognition ({mode}, {n_runs} run(s) "
+        "per seed): % , mean ± std over seeds; in brackets the change "
+        f"against {ref_name} in points.",
+        "",
+        "| system | seeds | " + " | ".join(n for _, n in COLUMNS) + " |",
+        "|---|---:|" + "---:|" * len(COLUMNS),
+    ]
+    for (name, summary), (_, reports) in zip(summaries, systems):
+        cells = []
+        for key, _ in COLUMNS:
+            cell = _cell(summary[key])
+            mean, ref = summary[key]["mean"], reference[key]["mean"]
+            if name != ref_name and None not in (mean, ref):
+                cell += f" ({100 * (mean - ref):+.1f})"
+            cells.append(cell)
+        lines.append(f"| {name} | {len(reports)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("systems", nargs="+", help="NAME=RUN[,RUN...]")
+    parser.add_argument("--out", help="markdown file to write")
+    args = parser.parse_args(argv)
+    try:
+        text = compare(args.systems)
+    except (ValueError, KeyError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if args.out:
+        with atomic_open(args.out) as f:
+            f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,580 @@
+#!/usr/bin/env python3
+"""Recipe: speaker-invariant speech emotion recognition.
+
+Trains SpeechBrain's ECAPA-TDNN on fbank with an MLP emotion classifier
+(cross-entropy), and evaluates on speakers unseen in training. The method of
+"Speaker-invariant Affective Representation Learning via Adversarial
+Training" (Li et al., ICASSP 2020) is switched on in yaml, not here:
+
+- ``adv_weight``: a speaker classifier on the emotion embedding, behind a
+  gradient reversal layer whose scale follows the ``grl_*`` schedule;
+- ``entropy_weight``: the entropy of that classifier's speaker posterior,
+  pushed towards uniform through the encoder only.
+
+Evaluation is speaker-independent: ``fold: null`` uses the prepared
+train/dev/test speaker split, ``fold: K`` tests on fold K's speakers and
+``fold: all`` runs every fold, then reports mean and spread (see
+``evaluate.py``). Train, dev and test speakers are checked to be disjoint.
+
+To run::
+
+    python recipes/emotion_recognition/train.py \\
+        hparams/emotion_recognition/ser_adversarial.yaml \\
+        --data_folder results/demo/corpus --output_folder results/ser/adv
+
+``--debug`` runs two batches of two epochs; ``--fold``, ``--seed``,
+``--adv_weight`` and every other yaml key can be overridden on the command
+line.
+"""
+
+import importlib.util
+import logging
+import os
+import random
+import sys
+import time
+from collections import Counter
+
+import speechbrain as sb
+import torch
+import torch.nn.functional as F
+from speechbrain.utils.distributed import run_on_main
+
+from emotion_invariant.data.folds import group_by, speaker_folds
+from emotion_invariant.data.manifest import (
+    EMOTIONS,
+    ManifestError,
+    read_manifest,
+    write_manifest,
+)
+from emotion_invariant.data.prepare import prepare
+from emotion_invariant.hparams import load_hparams, resolve_hparams
+from emotion_invariant.losses.adversarial import speaker_entropy_loss
+from emotion_invariant.scoring.extract import read_audio
+from emotion_invariant.ser_metrics import classification_report
+
+logger = logging.getLogger(__name__)
+
+
+def _load_sibling(name):
+    """Import a script of this folder by path, under a recipe-unique name.
+
+    Other recipes have an ``evaluate.py`` and a ``train.py`` too: importing
+    by module name would pick whichever one ``sys.modules`` met first.
+    """
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    spec = importlib.util.spec_from_file_location(
+        "emotion_recognition_" + name[: -len(".py")], path
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_evaluation = _load_sibling("evaluate.py")
+ROLES = _evaluation.ROLES
+evaluate = _evaluation.evaluate
+summarize = _evaluation.summarize
+
+
+class EmotionBrain(sb.core.Brain):
+    """ECAPA-TDNN emotion classifier with an optional speaker adversary."""
+
+    def embed(self, wavs, lens):
+        """Emotion embeddings ``[B, D]`` of padded waveforms."""
+        feats = self.modules.compute_features(wavs)
+        feats = self.modules.mean_var_norm(feats, lens)
+        return self.modules.embedding_model(feats, lens).squeeze(1)
+
+    def compute_forward(self, batch, stage):
+        """Emotion logits; speaker logits too when training adversarially."""
+        batch = batch.to(self.device)
+        wavs, lens = batch.sig
+        embeddings = self.embed(wavs, lens)
+        logits = self.modules.emotion_classifier(embeddings)
+        spk_logits = ent_logits = None
+        if stage == sb.Stage.TRAIN:
+            self.lambda_ = self.hparams.grl_schedule(self.progress())
+            self.hparams.adversary.set_lambda(self.lambda_)
+            if self.hparams.adv_weight > 0:
+                spk_logits = self.modules.adversary(embeddings)
+            if self.hparams.entropy_weight > 0:
+                # The unwrapped module: this path gives the head no gradient,
+                # so it needs no DDP synchronisation of its own.
+                ent_logits = self.hparams.adversary(
+                    embeddings, reverse=False, head_grad=False
+                )
+        return logits, spk_logits, ent_logits
+
+    def progress(self):
+        """Fraction of training done, for the reversal schedule."""
+        steps = self.hparams.steps_per_epoch
+        done = (self.epoch - 1) + (self.step - 1) / steps
+        return min(1.0, max(0.0, done / self.hparams.number_of_epochs))
+
+    def compute_objectives(self, predictions, batch, stage):
+        """Cross-entropy on emotions, plus the weighted adversary losses."""
+        logits, spk_logits, ent_logits = predictions
+        emo = batch.emo_encoded.data.squeeze(1)
+        weight = self.hparams.class_weights
+        if weight is not None:
+            weight = weight.to(logits.device)
+        loss = F.cross_entropy(logits, emo, weight=weight)
+        self.stats["emo_ce"] += loss.item()
+        if spk_logits is not None:
+            spk = batch.spk_encoded.data.squeeze(1)
+            adv = F.cross_entropy(spk_logits, spk)
+            loss = loss + self.hparams.adv_weight * adv
+            self.stats["adv_ce"] += adv.item()
+            correct = (spk_logits.argmax(-1) == spk).float().mean()
+            self.stats["adv_acc"] += correct.item()
+        if ent_logits is not None:
+            ent = speaker_entropy_loss(ent_logits)
+            loss = loss + self.hparams.entropy_weight * ent
+            self.stats["entropy"] += ent.item()
+        self.stats["batches"] += 1
+        if stage != sb.Stage.TRAIN:
+            self.targets.append(emo.cpu())
+            self.outputs.append(logits.argmax(-1).cpu())
+        return loss
+
+    def on_stage_start(self, stage, epoch=None):
+        """Reset the running statistics and the dev predictions."""
+        self.epoch = epoch or 1
+        self.stats = Counter()
+        self.targets, self.outputs = [], []
+        self.stage_start = time.perf_counter()
+
+    def on_stage_end(self, stage, stage_loss, epoch=None):
+        """Log, anneal the learning rate, keep the best dev UA."""
+        batches = max(1, self.stats.pop("batches", 0))
+        stats = {"loss": stage_loss}
+        stats.update({k: v / batches for k, v in self.stats.items()})
+        if stage == sb.Stage.TRAIN:
+            stats["lambda"] = round(getattr(self, "lambda_", 0.0), 4)
+            stats["seconds"] = round(time.perf_counter() - self.stage_start)
+            self.train_stats = stats
+            return
+        report = classification_report(
+            torch.cat(self.targets).numpy(),
+            torch.cat(self.outputs).numpy(),
+            self.hparams.emotion_labels,
+        )
+        stats.update(UA=report["ua"], WA=report["wa"], F1=report["macro_f1"])
+        if stage == sb.Stage.VALID:
+            old_lr, new_lr = self.hparams.lr_annealing(epoch)
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": old_lr},
+                train_stats=self.train_stats,
+                valid_stats=stats,
+            )
+            self.checkpointer.save_and_keep_only(
+                meta={"UA": report["ua"]}, max_keys=["UA"]
+            )
+
+
+def prepare_data(hparams):
+    """Manifests and splits of the corpus (demo corpus or real)."""
+    prepare(
+        hparams["corpus"], hparams["data_folder"], hparams["manifest_folder"]
+    )
+
+
+def fold_of_speakers(rows, n_folds=5, seed=0, source="<manifest>"):
+    """Each speaker's fold: the manifest's ``fold`` column, else drawn.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Manifest rows.
+    n_folds : int
+        Folds to draw (gender-balanced, by
+        :func:`emotion_invariant.data.folds.speaker_folds`) when the rows
+        have no ``fold`` column.
+    seed : int
+        Seed of drawn folds.
+    source : str
+        The manifest's name, for errors.
+
+    Returns
+    -------
+    dict
+        Speaker -> fold label; speakers with an empty fold (a corpus's
+        unnamed speakers) are left out.
+
+    Example
+    -------
+    >>> rows = [{"spk_id": s, "fold": f} for s, f in zip("abcd", "1122")]
+    >>> fold_of_speakers(rows)
+    {'a': '1', 'b': '1', 'c': '2', 'd': '2'}
+    >>> rows = [{"spk_id": s, "gender": "m"} for s in "abcdef"]
+    >>> sorted(fold_of_speakers(rows, n_folds=3).values())
+    ['1', '1', '2', '2', '3', '3']
+    """
+    if all("fold" in row for row in rows):
+        folds = {}
+        for row in rows:
+            spk, fold = row["spk_id"], str(row["fold"])
+            if folds.setdefault(spk, fold) != fold:
+                raise ManifestError(
+                    f"{source}: speaker {spk!r} is in fold {folds[spk]!r} "
+                    f"and in fold {fold!r} (ID {row['ID']})"
+                )
+        return {spk: fold for spk, fold in folds.items() if fold}
+    genders = {row["spk_id"]: row.get("gender", "") for row in rows}
+    if not 2 <= n_folds <= len(genders):
+        raise ManifestError(
+            f"{source}: cannot draw {n_folds} speaker folds from "
+            f"{len(genders)} speakers"
+        )
+    return speaker_folds(genders, held_out=len(genders) / n_folds, seed=seed)
+
+
+def fold_split(
+    rows, fold_of, fold, dev_fraction=0.15, seed=0, source="<manifest>"
+):
+    """Rows of one fold's test speakers, dev speakers and training speakers.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Manifest rows.
+    fold_of : dict
+        Speaker -> fold label (see :func:`fold_of_speakers`); rows of other
+        speakers are left out.
+    fold : str
+        The test fold.
+    dev_fraction : float
+        Fraction of the other speakers held out for dev (at least one,
+        drawn gender-balanced with ``seed``).
+    seed : int
+        Seed of the dev speakers.
+    source : str
+        The manifest's name, for errors.
+
+    Returns
+    -------
+    dict
+        ``{"train": rows, "dev": rows, "test": rows}``.
+
+    Example
+    -------
+    >>> rows = [{"spk_id": s, "gender": ""} for s in "abcdef"]
+    >>> fold_of = dict(zip("abcdef", "112233"))
+    >>> parts = fold_split(rows, fold_of, "2")
+    >>> [sorted({r["spk_id"] for r in parts[k]}) for k in ("test", "dev")]
+    [['c', 'd'], ['e']]
+    """
+    fold = str(fold)
+    folds = group_by(fold_of)
+    if fold not in folds:
+        raise ManifestError(
+            f"{source}: fold {fold!r} does not exist; the folds are "
+            + " ".join(folds)
+        )
+    others = sorted(spk for spk, f in fold_of.items() if f != fold)
+    n_dev = max(1, round(dev_fraction * len(others)))
+    if len(others) - n_dev < 2:
+        raise ManifestError(
+            f"{source}: fold {fold!r} leaves {len(others)} speakers for dev "
+            f"and training; at least {n_dev + 2} are needed"
+        )
+    genders = {row["spk_id"]: row.get("gender", "") for row in rows}
+    draw = speaker_folds({s: genders[s] for s in others}, n_dev, seed)
+    role = {spk: "test" for spk in folds[fold]}
+    role.update({s: "dev" if f == "1" else "train" for s, f in draw.items()})
+    parts = {"train": [], "dev": [], "test": []}
+    for row in rows:
+        if row["spk_id"] in role:
+            parts[role[row["spk_id"]]].append(row)
+    return parts
+
+
+def check_speaker_independent(parts, sources=None):
+    """Fail unless the test speakers are absent from training and dev.
+
+    Arguments
+    ---------
+    parts : dict
+        ``"train"``, ``"dev"`` and ``"test"`` -> manifest rows.
+    sources : dict, optional
+        The same keys -> file names, for the error message.
+
+    Example
+    -------
+    >>> parts = {"train": [{"spk_id": "a"}], "dev": [{"spk_id": "b"}],
+    ...          "test": [{"spk_id": "a"}]}
+    >>> check_speaker_independent(parts)
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.data.manifest.ManifestError: speaker(s) a of test \
+are in train too: results would not be speaker-independent
+    """
+    sources = sources or {}
+    test = {row["spk_id"] for row in parts["test"]}
+    for name in ("train", "dev"):
+        shared = sorted(test & {row["spk_id"] for row in parts[name]})
+        if shared:
+            where = " and ".join(
+                sources[k] for k in ("test", name) if k in sources
+            )
+            raise ManifestError(
+                (f"{where}: " if where else "")
+                + f"speaker(s) {' '.join(shared[:5])}"
+                + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+                + f" of test are in {name} too: results would not be "
+                "speaker-independent"
+            )
+
+
+def write_fold_manifests(hparams, fold):
+    """Write one fold's train, dev and test manifests under its run folder."""
+    source = hparams["full_annotation"]
+    rows = read_manifest(source)
+    fold_of = fold_of_speakers(
+        rows, hparams["n_folds"], hparams["fold_seed"], source
+    )
+    parts = fold_split(
+        rows,
+        fold_of,
+        fold,
+        hparams["fold_dev_fraction"],
+        hparams["fold_seed"],
+        source,
+    )
+    for name, key in ROLES.items():
+        write_manifest(parts[name], hparams[f"{key}_annotation"])
+
+
+def fold_labels(hparams):
+    """The folds ``fold: all`` runs, in order."""
+    source = hparams["full_annotation"]
+    rows = read_manifest(source)
+    fold_of = fold_of_speakers(
+        rows, hparams["n_folds"], hparams["fold_seed"], source
+    )
+    return list(group_by(fold_of))
+
+
+def dataio_prep(hparams):
+    """Datasets, emotion labels, training speakers and class weights."""
+    data_root = hparams["data_folder"]
+    names = {name: hparams[f"{key}_annotation"] for name, key in ROLES.items()}
+    parts = {name: read_manifest(path) for name, path in names.items()}
+    check_speaker_independent(parts, names)
+    train_emotions = Counter(row["emo"] for row in parts["train"])
+    labels = [emo for emo in EMOTIONS if emo in train_emotions]
+    for name in ("dev", "test"):
+        for row in parts[name]:
+            if row["emo"] not in train_emotions:
+                raise ManifestError(
+                    f"{names[name]}: utterance {row['ID']} has emotion "
+                    f"{row['emo']!r}, which no training utterance has "
+                    f"({', '.join(labels)})"
+                )
+    speakers = sorted({row["spk_id"] for row in parts["train"]})
+    emo_index = {emo: i for i, emo in enumerate(labels)}
+    spk_index = {spk: i for i, spk in enumerate(speakers)}
+    rows_by_id = {row["ID"]: row for part in parts.values() for row in part}
+    crop = int(hparams["max_train_len"] * hparams["sample_rate"])
+    seed = hparams["seed"]
+    counter = hparams["epoch_counter"]
+
+    def load(uid):
+        return read_audio(rows_by_id[uid], data_root, hparams["sample_rate"])
+
+    @sb.utils.data_pipeline.takes("id")
+    @sb.utils.data_pipeline.provides("sig")
+    def train_audio(uid):
+        wave = load(uid)
+        if wave.numel() <= crop:
+            return wave
+        # Seeded by (seed, epoch, utterance): a resumed run crops as an
+        # unbroken one does.
+        rng = random.Random(f"{seed}:{counter.current}:{uid}")
+        start = rng.randrange(wave.numel() - crop + 1)
+        return wave[start : start + crop]
+
+    @sb.utils.data_pipeline.takes("id")
+    @sb.utils.data_pipeline.provides("sig")
+    def eval_audio(uid):
+        return load(uid)
+
+    @sb.utils.data_pipeline.takes("emo", "spk_id")
+    @sb.utils.data_pipeline.provides("emo_encoded", "spk_encoded")
+    def label_pipeline(emo, spk_id):
+        yield torch.LongTensor([emo_index[emo]])
+        yield torch.LongTensor([spk_index.get(spk_id, -1)])
+
+    datasets = {}
+    for name, path in names.items():
+        data = sb.dataio.dataset.DynamicItemDataset.from_csv(
+            path, replacements={"data_root": data_root}
+        )
+        data.add_dynamic_item(train_audio if name == "train" else eval_audio)
+        data.add_dynamic_item(label_pipeline)
+        data.set_output_keys(["id", "sig", "emo_encoded", "spk_encoded"])
+        if name != "train":
+            data = data.filtered_sorted(sort_key="duration", reverse=True)
+        datasets[name] = data
+
+    class_weights = None
+    if hparams["class_balanced"]:
+        counts = torch.tensor([train_emotions[e] for e in labels]).float()
+        class_weights = counts.sum() / (len(labels) * counts)
+    hparams["emotion_labels"] = labels
+    hparams["train_speakers"] = speakers
+    hparams["class_weights"] = class_weights
+    hparams["steps_per_epoch"] = max(
+        1, len(parts["train"]) // hparams["batch_size"]
+    )
+    return datasets
+
+
+def resize_output(sequential, n_outputs):
+    """Give the last linear layer of a classifier ``n_outputs`` (fresh).
+
+    Example
+    -------
+    >>> head = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 1))
+    >>> resize_output(head, 3)
+    >>> head(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+    """
+    last = sequential[-1]
+    sequential[-1] = torch.nn.Linear(last.in_features, n_outputs)
+
+
+def _fold_overrides(hparams, fold):
+    """Where one fold's run and manifests live."""
+    run = os.path.join(hparams["output_folder"], f"fold_{fold}")
+    folder = os.path.join(run, "manifests")
+    return {
+        "fold": fold,
+        "run_folder": run,
+        "train_annotation": os.path.join(folder, "train.csv"),
+        "valid_annotation": os.path.join(folder, "dev.csv"),
+        "test_annotation": os.path.join(folder, "test.csv"),
+    }
+
+
+def setup(argv):
+    """Parse arguments, load hyperparameters, prepare the corpus.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams_file [--overrides]`` as on the command line.
+
+    Returns
+    -------
+    tuple
+        ``(hparams, run_opts, base_file, overrides)``: overrides is a dict
+        of the variant's and the command line's overrides.
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    base_file, overrides = resolve_hparams(hparams_file, overrides)
+    hparams, _, overrides_yaml = load_hparams(base_file, overrides)
+    if not torch.distributed.is_initialized():  # once, however many folds
+        sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=base_file,
+        overrides=overrides_yaml,
+    )
+    if not hparams["skip_prep"]:
+        run_on_main(prepare_data, kwargs={"hparams": hparams})
+    return hparams, run_opts, base_file, overrides
+
+
+def build(argv, fold=None):
+    """Parse arguments, prepare data and build the Brain of one run.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams_file [--overrides]`` as on the command line.
+    fold : str, optional
+        The fold to train (default: the ``fold`` key, which must not be
+        ``all`` here).
+
+    Returns
+    -------
+    tuple
+        ``(brain, hparams, datasets)`` with datasets ``train``, ``dev``
+        and ``test``.
+    """
+    hparams, run_opts, base_file, overrides = setup(argv)
+    if fold is None:
+        fold = hparams["fold"]
+    if fold == "all":
+        raise ValueError("build() trains one fold; main() runs them all")
+    if fold is not None:
+        fold = str(fold)
+        fold_hparams = {**hparams, **_fold_overrides(hparams, fold)}
+        run_on_main(
+            write_fold_manifests,
+            kwargs={"hparams": fold_hparams, "fold": fold},
+        )
+        overrides = {**overrides, **_fold_overrides(hparams, fold)}
+        hparams = load_hparams(base_file, overrides)[0]
+    datasets = dataio_prep(hparams)
+    resize_output(hparams["emotion_classifier"], len(hparams["emotion_labels"]))
+    n_speakers = len(hparams["train_speakers"])
+    adversarial = hparams["adv_weight"] > 0 or hparams["entropy_weight"] > 0
+    if adversarial and n_speakers < 2:
+        raise ManifestError(
+            f"{hparams['train_annotation']}: the speaker adversary needs at "
+            f"least 2 training speakers, got {n_speakers}"
+        )
+    if hparams["entropy_weight"] > 0 and hparams["adv_weight"] == 0:
+        logger.warning(
+            "entropy_weight > 0 with adv_weight = 0: the adversary head is "
+            "never trained, so the entropy loss flattens an untrained "
+            "classifier's posterior"
+        )
+    resize_output(hparams["adversary"].head, max(2, n_speakers))
+    brain = EmotionBrain(
+        modules=hparams["modules"],
+        opt_class=hparams["opt_class"],
+        hparams=hparams,
+        run_opts=run_opts,
+        checkpointer=hparams["checkpointer"],
+    )
+    return brain, hparams, datasets
+
+
+def requested_folds(argv):
+    """``[None]`` for the speaker split, else the fold labels to run."""
+    hparams = setup(argv)[0]
+    fold = hparams["fold"]
+    if fold is None:
+        return [None]
+    if fold == "all":
+        return fold_labels(hparams)
+    return [str(fold)]
+
+
+def main(argv=None):
+    """Prepare, train and evaluate every requested run; returns the summary."""
+    argv = list(argv or sys.argv[1:])
+    for fold in requested_folds(argv):
+        brain, hparams, datasets = build(argv, fold)
+        brain.fit(
+            hparams["epoch_counter"],
+            datasets["train"],
+            datasets["dev"],
+            train_loader_kwargs=hparams["train_dataloader_options"],
+            valid_loader_kwargs=hparams["valid_dataloader_options"],
+        )
+        evaluate(brain, hparams)
+    return summarize(hparams)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -1,0 +1,404 @@
+"""Smoke runs and fold logic of the speech emotion recognition recipe."""
+
+import csv
+import doctest
+import importlib.util
+import json
+import os
+import re
+
+import pytest
+import speechbrain as sb
+import torch
+from sklearn.metrics import balanced_accuracy_score, f1_score
+
+from emotion_invariant.data.manifest import (
+    ManifestError,
+    read_manifest,
+    write_manifest,
+)
+from emotion_invariant.hparams import load_hparams
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RECIPE = os.path.join(ROOT, "recipes", "emotion_recognition")
+HPARAMS = os.path.join(ROOT, "hparams", "emotion_recognition")
+TINY_MODEL = [
+    "--channels=[16, 16, 16, 16, 48]",
+    "--attention_channels=8",
+    "--lin_neurons=16",
+    "--emo_hidden=16",
+    "--adv_hidden=16",
+    "--n_mels=24",
+    "--batch_size=4",
+    "--eval_batch_size=8",
+    "--max_train_len=1.5",
+]
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(
+        f"ser_test_{name}", os.path.join(RECIPE, f"{name}.py")
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return _load("train")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions run faster on one thread than on a busy two."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _argv(yaml, corpus, out, *extra):
+    return [
+        os.path.join(HPARAMS, yaml),
+        f"--data_folder={corpus}",
+        f"--output_folder={out}",
+        *TINY_MODEL,
+        *extra,
+    ]
+
+
+@pytest.fixture(scope="module")
+def baseline_run(recipe, tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ser_baseline")
+    argv = _argv("ser_baseline.yaml", tiny_corpus, out, "--debug")
+    return out, recipe.main(argv)
+
+
+@pytest.fixture(scope="module")
+def adversarial_fold_run(recipe, tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ser_adversarial")
+    argv = _argv(
+        "ser_adversarial.yaml",
+        tiny_corpus,
+        out,
+        "--debug",
+        "--fold=2",
+        "--n_folds=3",
+    )
+    return out, recipe.main(argv)
+
+
+def _valid_ua(log):
+    return [float(x) for x in re.findall(r"valid UA: ([0-9.e+-]+)", log)]
+
+
+def _check_run(run_folder, summary_folder, summary):
+    eval_dir = run_folder / "eval"
+    for name in (
+        "report.json",
+        "report.md",
+        "confusion.txt",
+        "confusion.png",
+        "predictions.csv",
+    ):
+        assert (eval_dir / name).is_file(), name
+    for name in ("report.json", "report.md", "confusion.png"):
+        assert (summary_folder / name).is_file(), name
+    report = json.loads((eval_dir / "report.json").read_text())
+    with open(eval_dir / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    truth = [row["emo"] for row in rows]
+    predicted = [row["predicted"] for row in rows]
+    assert report["n"] == len(rows)
+    assert report["ua"] == pytest.approx(
+        balanced_accuracy_score(truth, predicted)
+    )
+    assert report["macro_f1"] == pytest.approx(
+        f1_score(truth, predicted, average="macro", zero_division=0)
+    )
+    probe = report["probe"]
+    assert probe["chance_uniform"] == pytest.approx(
+        1 / report["speakers"]["train"]
+    )
+    assert 0 <= probe["accuracy"] <= 1
+    log = (run_folder / "train_log.txt").read_text()
+    assert report["best_dev_ua"] == pytest.approx(max(_valid_ua(log)), rel=1e-2)
+    saved = json.loads((summary_folder / "report.json").read_text())
+    assert saved["runs"] == summary["runs"]
+    assert saved["summary"]["ua"]["mean"] == pytest.approx(report["ua"])
+    return report, log
+
+
+def test_debug_run_baseline_split(baseline_run):
+    out, summary = baseline_run
+    report, log = _check_run(out, out, summary)
+    assert summary["mode"] == "split" and list(summary["runs"]) == ["split"]
+    test_rows = read_manifest(out / "manifests" / "synth_test.csv")
+    test_spk = {row["spk_id"] for row in test_rows}
+    assert set(report["test_speakers"]) == test_spk
+    assert "train adv_ce" not in log and "train entropy" not in log
+
+
+def test_debug_run_adversarial_fold(adversarial_fold_run):
+    out, summary = adversarial_fold_run
+    report, log = _check_run(out / "fold_2", out, summary)
+    assert summary["mode"] == "folds" and list(summary["runs"]) == ["2"]
+    assert "train adv_ce" in log and "train entropy" in log
+    lambdas = [float(x) for x in re.findall(r"train lambda: ([0-9.e+-]+)", log)]
+    assert lambdas[-1] > lambdas[0] > 0  # the reversal ramps up
+    manifests = out / "fold_2" / "manifests"
+    speakers = {
+        name: {r["spk_id"] for r in read_manifest(manifests / f"{name}.csv")}
+        for name in ("train", "dev", "test")
+    }
+    assert set(report["test_speakers"]) == speakers["test"]
+    assert not speakers["test"] & (speakers["train"] | speakers["dev"])
+
+
+def _rows(n_speakers, per_speaker=2, fold=None):
+    rows = []
+    for s in range(n_speakers):
+        for i in range(per_speaker):
+            row = {
+                "ID": f"s{s:02d}_{i}",
+                "duration": 1.0,
+                "wav": f"/x/s{s:02d}_{i}.wav",
+                "spk_id": f"s{s:02d}",
+                "emo": "neu" if i % 2 else "ang",
+                "gender": "mf"[s % 2],
+            }
+            if fold is not None:
+                row["fold"] = fold(s)
+            rows.append(row)
+    return rows
+
+
+@pytest.mark.parametrize(
+    "fold",
+    [
+        None,
+        lambda s: str(s % 4 + 1),
+        lambda s: "" if s == 0 else str(s % 3 + 1),
+    ],
+    ids=["drawn", "column", "column-with-unnamed-speaker"],
+)
+def test_folds_never_share_a_speaker(recipe, fold):
+    rows = _rows(17, fold=fold)
+    fold_of = recipe.fold_of_speakers(rows, n_folds=5, seed=3)
+    tested = []
+    for label in sorted(set(fold_of.values())):
+        parts = recipe.fold_split(rows, fold_of, label, 0.15, seed=3)
+        spk = {k: {r["spk_id"] for r in v} for k, v in parts.items()}
+        assert spk["test"] == {s for s, f in fold_of.items() if f == label}
+        assert not spk["test"] & spk["dev"]
+        assert not spk["test"] & spk["train"]
+        assert not spk["dev"] & spk["train"]
+        assert spk["dev"] and len(spk["train"]) >= 2
+        assert spk["train"] | spk["dev"] | spk["test"] == set(fold_of)
+        recipe.check_speaker_independent(parts)
+        tested.extend(spk["test"])
+    # Every speaker with a fold is tested exactly once over the folds.
+    assert sorted(tested) == sorted(fold_of)
+    named = {r["spk_id"] for r in rows if r.get("fold", "-")}
+    assert set(fold_of) == named
+
+
+def test_drawn_folds_are_balanced_and_seeded(recipe):
+    rows = _rows(20)
+    folds = recipe.fold_of_speakers(rows, n_folds=5, seed=0)
+    sizes = sorted(list(folds.values()).count(k) for k in set(folds.values()))
+    assert sizes == [4] * 5
+    assert folds == recipe.fold_of_speakers(rows, n_folds=5, seed=0)
+    assert folds != recipe.fold_of_speakers(rows, n_folds=5, seed=1)
+
+
+def test_fold_errors_are_clear(recipe):
+    rows = _rows(6, fold=lambda s: str(s % 3 + 1))
+    fold_of = recipe.fold_of_speakers(rows)
+    with pytest.raises(ManifestError, match="fold '7' does not exist"):
+        recipe.fold_split(rows, fold_of, "7")
+    with pytest.raises(ManifestError, match="at least 3 are needed"):
+        recipe.fold_split(rows, dict(zip(["s00", "s01", "s02"], "112")), "1")
+    rows[1]["fold"] = "2"  # s00 now in folds 1 and 2
+    with pytest.raises(ManifestError, match="speaker 's00' is in fold '1'"):
+        recipe.fold_of_speakers(rows, source="m.csv")
+    with pytest.raises(ManifestError, match="cannot draw 9 speaker folds"):
+        recipe.fold_of_speakers(_rows(4), n_folds=9)
+
+
+def test_overlapping_speakers_stop_training(
+    recipe, baseline_run, tiny_corpus, tmp_path
+):
+    """A test speaker also in training fails before anything is trained."""
+    out, _ = baseline_run
+    train = read_manifest(out / "manifests" / "synth_train.csv")
+    test = read_manifest(out / "manifests" / "synth_test.csv")
+    leaky = tmp_path / "leaky_train.csv"
+    write_manifest(train + test[:1], str(leaky))
+    argv = _argv(
+        "ser_baseline.yaml",
+        tiny_corpus,
+        tmp_path / "run",
+        "--skip_prep=true",
+        f"--train_annotation={leaky}",
+        f"--valid_annotation={out / 'manifests' / 'synth_dev.csv'}",
+        f"--test_annotation={out / 'manifests' / 'synth_test.csv'}",
+    )
+    spk = test[0]["spk_id"]
+    with pytest.raises(
+        ManifestError, match=rf"speaker\(s\) {spk} of test are in train"
+    ):
+        recipe.build(argv)
+    assert not (tmp_path / "run" / "train_log.txt").exists()
+    assert not (tmp_path / "run" / "eval").exists()
+
+
+def test_class_balanced_weights(recipe, baseline_run, tiny_corpus, tmp_path):
+    out, _ = baseline_run
+    manifests = out / "manifests"
+    rows = read_manifest(manifests / "synth_train.csv")
+    write_manifest(  # unbalance the emotions: drop most "ang" rows
+        [r for r in rows if r["emo"] != "ang"]
+        + [r for r in rows if r["emo"] == "ang"][:2],
+        str(tmp_path / "train.csv"),
+    )
+    hparams, _, _ = load_hparams(
+        os.path.join(HPARAMS, "ser_baseline.yaml"),
+        {
+            "data_folder": str(tiny_corpus),
+            "output_folder": str(tmp_path / "out"),
+            "class_balanced": True,
+            "train_annotation": str(tmp_path / "train.csv"),
+            "valid_annotation": str(manifests / "synth_dev.csv"),
+            "test_annotation": str(manifests / "synth_test.csv"),
+        },
+    )
+    recipe.dataio_prep(hparams)
+    labels = hparams["emotion_labels"]
+    counts = torch.tensor(
+        [
+            sum(r["emo"] == e for r in read_manifest(tmp_path / "train.csv"))
+            for e in labels
+        ]
+    ).float()
+    weights = hparams["class_weights"]
+    # Each class carries the same total weight, N / C.
+    torch.testing.assert_close(
+        weights * counts, torch.full_like(counts, counts.sum() / len(labels))
+    )
+    assert weights[labels.index("ang")] == weights.max()
+
+
+def test_recipe_doctests(recipe):
+    for module in (recipe, _load("evaluate"), _load("compare")):
+        result = doctest.testmod(module)
+        assert result.failed == 0 and result.attempted > 0, module.__name__
+
+
+def _summary(path, mode, runs, ua, probe):
+    path.mkdir(parents=True)
+    stats = {
+        "ua": ua,
+        "wa": ua,
+        "macro_f1": ua,
+        "probe_accuracy": probe,
+        "probe_chance": 0.25,
+    }
+    summary = {k: {"mean": v} for k, v in stats.items()}
+    report = {"mode": mode, "runs": dict.fromkeys(runs), "summary": summary}
+    (path / "report.json").write_text(json.dumps(report))
+    return str(path)
+
+
+def test_compare_over_seeds(tmp_path, capsys):
+    compare = _load("compare")
+    base = [
+        _summary(tmp_path / f"b{s}", "folds", "12", ua, 0.9)
+        for s, ua in enumerate((0.50, 0.60))
+    ]
+    adv = [
+        _summary(tmp_path / f"a{s}", "folds", "12", ua, 0.4)
+        for s, ua in enumerate((0.56, 0.60, 0.64))
+    ]
+    out = tmp_path / "cmp.md"
+    status = compare.main(
+        [
+            "baseline=" + ",".join(base),
+            "adv=" + ",".join(adv),
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 0
+    rows = {line.split(" | ")[0]: line for line in out.read_text().splitlines()}
+    # baseline: mean 55.0, sample std 7.1; adv: 60.0 ± 4.0, +5.0 points.
+    assert "| 2 | 55.0 ± 7.1 |" in rows["| baseline"]
+    assert "| 3 | 60.0 ± 4.0 (+5.0) |" in rows["| adv"]
+    assert "40.0 ± 0.0 (-50.0)" in rows["| adv"]
+
+    other = _summary(tmp_path / "split", "split", ["split"], 0.5, 0.5)
+    assert compare.main([f"baseline={base[0]}", f"x={other}"]) == 1
+    assert "not evaluated on the same folds" in capsys.readouterr().err
+    assert compare.main([f"baseline={tmp_path / 'nothing'}"]) == 1
+    assert "no summary report" in capsys.readouterr().err
+
+
+def test_fold_all_runs_every_fold(recipe, tiny_corpus, tmp_path):
+    argv = _argv("ser_baseline.yaml", tiny_corpus, tmp_path, "--n_folds=3")
+    assert recipe.requested_folds(argv) == [None]
+    assert recipe.requested_folds([*argv, "--fold=all"]) == ["1", "2", "3"]
+    assert recipe.requested_folds([*argv, "--fold", "2"]) == ["2"]
+
+
+def test_evaluate_reproduces_the_best_checkpoint(recipe, tiny_corpus, tmp_path):
+    """Re-evaluating a finished run gives the same report, bit for bit."""
+    argv = _argv(
+        "ser_adversarial.yaml", tiny_corpus, tmp_path, "--number_of_epochs=2"
+    )
+    recipe.main(argv)
+    first = json.loads((tmp_path / "eval" / "report.json").read_text())
+    ckpts = list((tmp_path / "save").glob("CKPT+*"))
+    assert len(ckpts) == 1  # only the best dev UA is kept
+    log = (tmp_path / "train_log.txt").read_text()
+    assert first["best_dev_ua"] == pytest.approx(max(_valid_ua(log)), rel=1e-2)
+    _load("evaluate").main(argv)
+    again = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert again == first
+
+
+def test_adversary_reverses_the_encoder_gradient(recipe, tiny_corpus, tmp_path):
+    """The speaker loss reaches the encoder as -lambda times its gradient."""
+    argv = _argv(
+        "ser_adversarial.yaml",
+        tiny_corpus,
+        tmp_path,
+        "--grl_kind=constant",
+        "--grl_lambda=0.5",
+        "--entropy_weight=0.0",
+    )
+    brain, hparams, data = recipe.build(argv)
+    loader = sb.dataio.dataloader.make_dataloader(data["train"], batch_size=4)
+    batch = next(iter(loader))
+    brain.modules.eval()  # no dropout: the passes below see the same net
+    brain.on_stage_start(sb.Stage.TRAIN, epoch=1)
+    brain.step = 1
+    encoder = hparams["embedding_model"]
+
+    def encoder_grads(adv_weight):
+        brain.hparams.adv_weight = adv_weight
+        brain.modules.zero_grad()
+        predictions = brain.compute_forward(batch, sb.Stage.TRAIN)
+        brain.compute_objectives(predictions, batch, sb.Stage.TRAIN).backward()
+        return [p.grad.clone() for p in encoder.parameters()]
+
+    with_adv, without = encoder_grads(1.0), encoder_grads(0.0)
+    brain.modules.zero_grad()
+    wavs, lens = batch.sig
+    spk = batch.spk_encoded.data.squeeze(1)
+    head = hparams["adversary"].head
+    torch.nn.functional.cross_entropy(
+        head(brain.embed(wavs, lens)), spk
+    ).backward()
+    for a, b, p in zip(with_adv, without, encoder.parameters()):
+        torch.testing.assert_close(a - b, -0.5 * p.grad, atol=1e-6, rtol=1e-4)
