@@ -46,10 +46,16 @@ def _run(yaml, corpus, out, *extra):
 
 
 @pytest.mark.parametrize(
-    "yaml", ["ecapa_baseline.yaml", "ecapa_emotion_invariant.yaml"]
+    "yaml, extra",
+    [
+        ("ecapa_baseline.yaml", ()),
+        ("ecapa_emotion_invariant.yaml", ()),
+        ("ecapa_supcon_aam.yaml", ()),
+        ("ecapa_supcon_aam.yaml", ("--aam_weight=0",)),
+    ],
 )
-def test_debug_run(tiny_corpus, tmp_path, yaml):
-    report = _run(yaml, tiny_corpus, tmp_path, "--debug")
+def test_debug_run(tiny_corpus, tmp_path, yaml, extra):
+    report = _run(yaml, tiny_corpus, tmp_path, "--debug", *extra)
     eval_dir = tmp_path / "eval"
     for name in (
         "report.json",
@@ -69,6 +75,8 @@ def test_debug_run(tiny_corpus, tmp_path, yaml):
         assert "train erl" in log and "view_emotion: 1.00" in log
     else:
         assert "train erl" not in log and "view_copy: 1.00" in log
+    assert ("train supcon" in log) == ("supcon" in yaml)
+    assert ("train aam" in log) == ("--aam_weight=0" not in extra)
 
 
 class _Interrupt(RuntimeError):

@@ -40,6 +40,7 @@ from emotion_invariant.data.prepare import prepare
 from emotion_invariant.data.trials import make_trials
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.losses.consistency import cosine_consistency
+from emotion_invariant.multiview import make_views, to_views
 from emotion_invariant.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.extract import read_audio
 from emotion_invariant.scoring.metrics import eer
@@ -59,31 +60,37 @@ class SpeakerBrain(sb.core.Brain):
     """
 
     def compute_forward(self, batch, stage):
-        """Embeddings (and speaker logits when training)."""
+        """Embeddings, and when training the speaker logits of every view."""
         batch = batch.to(self.device)
         wavs, lens = batch.sig
         if stage != sb.Stage.TRAIN:
             return self.embed(wavs, lens)
 
-        views, view_lens = batch.view_sig
-        if self.hparams.wav_augment is not None:
-            views, view_lens = self.hparams.wav_augment(views, view_lens)
+        augment = self.hparams.wav_augment
+        views = [batch.view_sig]
+        views += [
+            augment(wavs, lens) if augment is not None else (wavs, lens)
+            for _ in range(self.hparams.extra_views)
+        ]
+        if augment is not None:
+            views[0] = augment(*views[0])
+        spk, _ = batch.spk_id_encoded
         n = wavs.shape[0]
-        wavs, lens = _stack(wavs, lens, views, view_lens)
-
+        # View-major rows: the utterances, their parallel views, then any
+        # extra augmented views; labels follow each row's source utterance.
+        wavs, lens, spk, _ = make_views(
+            wavs, lens, spk, None, n_views=1, extra_views=views
+        )
         feats = self.modules.compute_features(wavs)
         if self.hparams.mask_ratio > 0:
-            rows = (
-                slice(0, 2 * n)
-                if self.hparams.mask_anchors
-                else slice(n, 2 * n)
-            )
+            rows = slice(0 if self.hparams.mask_anchors else n, 2 * n)
             feats[rows] = self.modules.energy_mask(
                 feats[rows], lens[rows], wavs=wavs[rows]
             )
         feats = self.modules.mean_var_norm(feats, lens)
         embeddings = self.modules.embedding_model(feats, lens)
-        return self.modules.classifier(embeddings), embeddings, lens
+        logits = self.modules.classifier(embeddings)
+        return logits, embeddings, lens, spk
 
     def embed(self, wavs, lens):
         """Speaker embeddings ``[B, 1, D]`` of padded waveforms."""
@@ -92,16 +99,24 @@ class SpeakerBrain(sb.core.Brain):
         return self.modules.embedding_model(feats, lens)
 
     def compute_objectives(self, predictions, batch, stage):
-        """AAM-softmax on both views, plus the weighted consistency loss."""
-        logits, embeddings, lens = predictions
-        spk, _ = batch.spk_id_encoded
-        n = spk.shape[0]
-        loss = self.hparams.compute_cost(logits, torch.cat([spk, spk]), lens)
-        self.stats["aam"] += loss.item()
-        if self.hparams.erl_weight > 0:
-            erl = cosine_consistency(embeddings[:n], embeddings[n:])
-            loss = loss + self.hparams.erl_weight * erl
+        """Weighted AAM-softmax, cosine consistency and SupCon losses."""
+        logits, embeddings, lens, spk = predictions
+        n = len(batch.id)
+        hp = self.hparams
+        loss = torch.zeros((), device=self.device)
+        if hp.aam_weight > 0:
+            aam = hp.compute_cost(logits, spk, lens)
+            loss = loss + hp.aam_weight * aam
+            self.stats["aam"] += aam.item()
+        if hp.erl_weight > 0:
+            erl = cosine_consistency(embeddings[:n], embeddings[n : 2 * n])
+            loss = loss + hp.erl_weight * erl
             self.stats["erl"] += erl.item()
+        if hp.supcon_weight > 0:
+            features = to_views(embeddings, embeddings.shape[0] // n)
+            supcon = hp.supcon_loss(features, spk[:n].squeeze(-1))
+            loss = loss + hp.supcon_weight * supcon
+            self.stats["supcon"] += supcon.item()
         self.stats["batches"] += 1
         self.view_kinds.update(batch.view_kind)
         return loss
@@ -130,9 +145,9 @@ class SpeakerBrain(sb.core.Brain):
             batches = max(1, self.stats["batches"])
             seconds = time.perf_counter() - self.stage_start
             self.train_stats = {"loss": stage_loss, "seconds": round(seconds)}
-            self.train_stats["aam"] = self.stats["aam"] / batches
-            if self.hparams.erl_weight > 0:
-                self.train_stats["erl"] = self.stats["erl"] / batches
+            for term in ("aam", "erl", "supcon"):
+                if getattr(self.hparams, f"{term}_weight") > 0:
+                    self.train_stats[term] = self.stats[term] / batches
             total = sum(self.view_kinds.values()) or 1
             for kind, count in sorted(self.view_kinds.items()):
                 self.train_stats[f"view_{kind}"] = round(count / total, 3)
@@ -165,22 +180,6 @@ class SpeakerBrain(sb.core.Brain):
 
 def _has(brain, trial):
     return trial[1] in brain.dev_embeddings and trial[2] in brain.dev_embeddings
-
-
-def _stack(wavs, lens, views, view_lens):
-    """Concatenate two padded batches along the batch axis."""
-    length = max(wavs.shape[1], views.shape[1])
-    pad = torch.nn.functional.pad
-    out = torch.cat(
-        [
-            pad(wavs, (0, length - wavs.shape[1])),
-            pad(views, (0, length - views.shape[1])),
-        ]
-    )
-    rel = torch.cat(
-        [lens * wavs.shape[1] / length, view_lens * views.shape[1] / length]
-    )
-    return out, rel
 
 
 def prepare_data(hparams):
