@@ -75,6 +75,7 @@ _evaluation = _load_sibling("evaluate.py")
 ROLES = _evaluation.ROLES
 evaluate = _evaluation.evaluate
 summarize = _evaluation.summarize
+_pretraining = _load_sibling("pretrain.py")
 
 
 class EmotionBrain(sb.core.Brain):
@@ -362,6 +363,12 @@ def dataio_prep(hparams):
     data_root = hparams["data_folder"]
     names = {name: hparams[f"{key}_annotation"] for name, key in ROLES.items()}
     parts = {name: read_manifest(path) for name, path in names.items()}
+    parts["train"] = _pretraining.label_budget(
+        parts["train"],
+        hparams["label_fraction"],
+        hparams["label_seed"],
+        names["train"],
+    )
     check_speaker_independent(parts, names)
     train_emotions = Counter(row["emo"] for row in parts["train"])
     labels = [emo for emo in EMOTIONS if emo in train_emotions]
@@ -412,6 +419,9 @@ def dataio_prep(hparams):
         data = sb.dataio.dataset.DynamicItemDataset.from_csv(
             path, replacements={"data_root": data_root}
         )
+        if name == "train" and hparams["label_fraction"] < 1:
+            kept = {row["ID"] for row in parts["train"]}
+            data = data.filtered_sorted(key_test={"id": kept.__contains__})
         data.add_dynamic_item(train_audio if name == "train" else eval_audio)
         data.add_dynamic_item(label_pipeline)
         data.set_output_keys(["id", "sig", "emo_encoded", "spk_encoded"])
@@ -535,6 +545,11 @@ def build(argv, fold=None):
             "classifier's posterior"
         )
     resize_output(hparams["adversary"].head, max(2, n_speakers))
+    if hparams["pretrained_encoder"]:
+        # A checkpoint of this run, if any, is recovered over it in fit().
+        _pretraining.load_pretrained_encoder(
+            hparams["pretrained_encoder"], hparams["embedding_model"]
+        )
     brain = EmotionBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
