@@ -9,7 +9,6 @@ which spill to memory), on a GPU as large as a share of free memory allows.
 import torch
 
 from emotion_invariant.scoring.errors import ScoringError
-from emotion_invariant.scoring.threads import one_cpu_thread
 
 CPU_CHUNK_BYTES = 3 << 20
 GPU_MEMORY_SHARE = 0.25
@@ -136,12 +135,11 @@ def cosine_scores(unit, enrol_rows, test_rows, chunk_size=None):
     # reused buffers: no allocation per chunk, and they stay in cache
     enrol = unit.new_empty(chunk_size, unit.shape[1])
     test = unit.new_empty(chunk_size, unit.shape[1])
-    with one_cpu_thread(device):
-        for start in range(0, len(enrol_rows), chunk_size):
-            rows = enrol_rows[start : start + chunk_size]
-            n = len(rows)
-            stop = start + n
-            torch.index_select(unit, 0, rows, out=enrol[:n])
-            torch.index_select(unit, 0, test_rows[start:stop], out=test[:n])
-            torch.linalg.vecdot(enrol[:n], test[:n], out=scores[start:stop])
+    for start in range(0, len(enrol_rows), chunk_size):
+        rows = enrol_rows[start : start + chunk_size]
+        n = len(rows)
+        stop = start + n
+        torch.index_select(unit, 0, rows, out=enrol[:n])
+        torch.index_select(unit, 0, test_rows[start:stop], out=test[:n])
+        torch.linalg.vecdot(enrol[:n], test[:n], out=scores[start:stop])
     return scores

@@ -26,7 +26,6 @@ from emotion_invariant.scoring.norm import (
     normalize_scores,
     resolve_cohort,
 )
-from emotion_invariant.scoring.threads import one_cpu_thread
 from emotion_invariant.scoring.trial_list import as_trials, trial_rows
 
 
@@ -102,30 +101,29 @@ def score_trials(
     tensor([0.7071, 0.0000])
     """
     device = resolve_device(device)
-    with one_cpu_thread(device):
-        ids, matrix, source = as_embeddings(embeddings)
-        trials = as_trials(trials)
-        check_norm(norm, topk)
-        name_rows = trial_rows(trials, ids, source)
-        cohort_matrix = None
-        if norm != "none" or (subtract_mean and cohort is not None):
-            if cohort is None:
-                raise ScoringError(f"{norm}-norm needs a cohort")
-            cohort_matrix = resolve_cohort(cohort, ids, matrix, source)
-            check_norm(norm, topk, len(cohort_matrix))
-        # one vector per distinct utterance id, indexed by the trials' codes;
-        # a name no remaining trial uses may be missing (-1): any row will do
-        vectors = matrix[name_rows.clamp(min=0)].to(device)
-        if subtract_mean:
-            pool = matrix if cohort_matrix is None else cohort_matrix
-            mean = pool.to(device).mean(dim=0)
-            vectors = vectors - mean
-            if cohort_matrix is not None:
-                cohort_matrix = cohort_matrix.to(device) - mean
-        unit = l2_normalize(vectors, trials.names, source)
-        enrol = torch.from_numpy(trials.enrol).to(device)
-        test = torch.from_numpy(trials.test).to(device)
-        scores = cosine_scores(unit, enrol, test, chunk_size)
+    ids, matrix, source = as_embeddings(embeddings)
+    trials = as_trials(trials)
+    check_norm(norm, topk)
+    name_rows = trial_rows(trials, ids, source)
+    cohort_matrix = None
+    if norm != "none" or (subtract_mean and cohort is not None):
+        if cohort is None:
+            raise ScoringError(f"{norm}-norm needs a cohort")
+        cohort_matrix = resolve_cohort(cohort, ids, matrix, source)
+        check_norm(norm, topk, len(cohort_matrix))
+    # one vector per distinct utterance id, indexed by the trials' codes;
+    # a name no remaining trial uses may be missing (-1): any row will do
+    vectors = matrix[name_rows.clamp(min=0)].to(device)
+    if subtract_mean:
+        pool = matrix if cohort_matrix is None else cohort_matrix
+        mean = pool.to(device).mean(dim=0)
+        vectors = vectors - mean
+        if cohort_matrix is not None:
+            cohort_matrix = cohort_matrix.to(device) - mean
+    unit = l2_normalize(vectors, trials.names, source)
+    enrol = torch.from_numpy(trials.enrol).to(device)
+    test = torch.from_numpy(trials.test).to(device)
+    scores = cosine_scores(unit, enrol, test, chunk_size)
     if norm != "none":
         cohort_unit = l2_normalize(cohort_matrix.to(device), None, "cohort")
         mean, std = cohort_stats(

@@ -1,10 +1,9 @@
 """One intra-op thread for memory-bound CPU work on a shared machine.
 
 PyTorch splits each large enough operation over its intra-op threads and
-waits for all of them at the end. For the cache-sized gathers of scoring and
-the sort/cumsum passes of the metrics that wait costs more than the extra
-threads gain once other processes keep the cores busy, so those run on one
-thread; matrix products (cohort statistics) keep them all.
+waits for all of them at the end. For the sort/cumsum passes of the metrics
+that wait costs more than the extra threads gain once other processes keep
+the cores busy, so those run on one thread.
 """
 
 import contextlib
@@ -16,11 +15,9 @@ import torch
 def one_cpu_thread(device=None):
     """Run the block on one intra-op thread unless ``device`` is a GPU.
 
-    Cache-sized gathers and small element-wise passes are memory-bound: a
-    second thread gains little, and waiting for it at every operation costs
-    much more on a busy machine (1M trials: 0.14 s on one thread against
-    0.3 to 6 s on two of two loaded cores). The previous thread count is
-    restored on exit.
+    Small element-wise passes are memory-bound: a second thread gains
+    little, and waiting for it at every operation costs much more on a busy
+    machine. The previous thread count is restored on exit.
 
     Example
     -------
