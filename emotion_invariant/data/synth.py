@@ -75,40 +75,40 @@ SENTENCES = (
 EMOTION_STYLES = {
     "neu": {},
     "hap": {
-        "pitch": 1.28,
-        "range": 1.7,
+        "pitch": 1.35,
+        "range": 1.8,
         "rate": 1.12,
-        "formant": 1.05,
+        "formant": 1.09,
         "gain_db": 2.0,
-        "tilt": 0.35,
-        "flutter_add": 6,
+        "tilt": 0.4,
+        "flutter_add": 8,
     },
     "ang": {
-        "pitch": 1.35,
-        "range": 1.45,
+        "pitch": 1.4,
+        "range": 1.5,
         "rate": 1.15,
-        "formant": 1.07,
+        "formant": 1.1,
         "f1": 1.12,
         "gain_db": 5.0,
-        "tilt": 0.7,
+        "tilt": 0.8,
         "roughness_add": 3,
     },
     "sad": {
-        "pitch": 0.82,
+        "pitch": 0.8,
         "range": 0.45,
         "rate": 0.8,
-        "formant": 0.95,
+        "formant": 0.92,
         "gain_db": -5.0,
-        "tilt": -0.75,
-        "breath_add": 30,
+        "tilt": -0.8,
+        "breath_add": 35,
     },
     "sur": {
-        "pitch": 1.45,
+        "pitch": 1.5,
         "range": 2.1,
         "rate": 0.95,
-        "formant": 1.04,
+        "formant": 1.06,
         "gain_db": 2.0,
-        "tilt": 0.25,
+        "tilt": 0.3,
     },
 }
 DEFAULT_EMOTIONS = ("neu", "hap", "ang", "sad")
@@ -187,7 +187,7 @@ def draw_speakers(n_speakers, seed, min_distance=0.35):
         gender = "m" if rng.random() < 0.5 else "f"
         # espeak-ng takes pitch as (base, top) in Hz, each at most 255: keep
         # female bases low enough for the raised pitch of aroused emotions.
-        lo, hi = (75.0, 125.0) if gender == "m" else (145.0, 190.0)
+        lo, hi = (75.0, 125.0) if gender == "m" else (140.0, 180.0)
         cand = {
             "gender": gender,
             "base": BASE_VOICES[rng.integers(len(BASE_VOICES))],
