@@ -53,7 +53,7 @@ from emotion_invariant.data.cluster_sampler import MODES, ClusterPairSampler
 from emotion_invariant.data.manifest import ManifestError, read_manifest
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.hparams import load_hparams
-from emotion_invariant.multiview import to_views
+from emotion_invariant.multiview import make_views, to_views
 from emotion_invariant.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.extract import read_audio
 from emotion_invariant.utils import atomic_path
@@ -474,7 +474,9 @@ class ClusterContrastiveBrain(sb.core.Brain):
     def compute_forward(self, batch, stage):
         """Embeddings of anchors then positives; speaker logits if asked."""
         batch = batch.to(self.device)
-        wavs, lens = _stack(*batch.sig, *batch.pos_sig)
+        wavs, lens, _, _ = make_views(
+            *batch.sig, (), None, n_views=1, extra_views=[batch.pos_sig]
+        )
         embeddings = self.embed(wavs, lens)
         spk_logits = None
         multitask = self.hparams.multitask
@@ -534,21 +536,6 @@ class ClusterContrastiveBrain(sb.core.Brain):
             stats_meta={"epoch": epoch, "lr": old_lr}, train_stats=stats
         )
         self.checkpointer.save_and_keep_only(meta={"loss": stage_loss})
-
-
-def _stack(wavs, lens, more, more_lens):
-    """Two padded batches as one, lengths relative to the longer."""
-    length = max(wavs.shape[1], more.shape[1])
-    out = torch.cat(
-        [
-            F.pad(wavs, (0, length - wavs.shape[1])),
-            F.pad(more, (0, length - more.shape[1])),
-        ]
-    )
-    rel = torch.cat(
-        [lens * wavs.shape[1] / length, more_lens * more.shape[1] / length]
-    )
-    return out, rel
 
 
 def check_settings(hparams):
