@@ -71,6 +71,7 @@ test: $(STAMP) espeak
 lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/yamllint hparams .ci
 
 clean:
 	rm -rf $(DEMO_DIR)
