@@ -12,6 +12,9 @@ Speaker Verification" are switched on in yaml, not here:
 - ``erl_weight``: cosine consistency between an utterance and its view;
 - ``mask_ratio``: energy-guided masking of the view's loudest frames.
 
+``ecapa_supcon_aam.yaml`` adds the supervised contrastive loss with additive
+angular margin (``supcon_weight``) over the views of each utterance.
+
 To run::
 
     python recipes/speaker_verification/train.py \\
@@ -53,10 +56,14 @@ logger = logging.getLogger(__name__)
 
 
 class SpeakerBrain(sb.core.Brain):
-    """ECAPA-TDNN on an utterance and its second view, with AAM-softmax.
+    """ECAPA-TDNN on several views of each utterance.
 
-    The batch is the ``B`` utterances followed by their ``B`` views; the
-    consistency loss pairs row ``i`` with row ``B + i``.
+    The training batch is the ``B`` utterances, then their ``B`` second
+    views, then ``extra_views`` augmented copies (view-major rows). The
+    losses are AAM-softmax on every row (``aam_weight``), the consistency
+    loss pairing row ``i`` with row ``B + i`` (``erl_weight``) and SupCon
+    with angular margin over the views of each utterance
+    (``supcon_weight``).
     """
 
     def compute_forward(self, batch, stage):
@@ -184,12 +191,11 @@ def _has(brain, trial):
 
 def prepare_data(hparams):
     """Manifests, splits and trials of the corpus (demo corpus or real)."""
-    options = {"max_per_condition": hparams["max_trials_per_condition"]}
     prepare(
         hparams["corpus"],
         hparams["data_folder"],
         hparams["manifest_folder"],
-        **options,
+        max_per_condition=hparams["max_trials_per_condition"],
     )
 
 
