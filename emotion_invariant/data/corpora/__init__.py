@@ -8,6 +8,7 @@ and splits, write the manifest, folds and emotional trial list atomically,
 and skip all of it when the saved options say the work is already done.
 """
 
+import inspect
 import json
 import logging
 import os
@@ -655,6 +656,36 @@ def saved_outputs(corpus, save_folder):
         return {}
     result["prepare"] = _prepare_json(save_folder, corpus)
     return result
+
+
+def call_options(function, arguments):
+    """The options of a ``prepare_<corpus>`` call: its arguments but folders.
+
+    Arguments
+    ---------
+    function : callable
+        The ``prepare_<corpus>`` function.
+    arguments : dict
+        Its ``locals()``, taken before it binds anything else.
+
+    Returns
+    -------
+    dict
+        Parameter name -> value, in signature order, without
+        ``data_folder`` and ``save_folder``.
+
+    Example
+    -------
+    >>> def prepare_x(data_folder, save_folder, seed=0, jobs=1):
+    ...     return call_options(prepare_x, locals())
+    >>> prepare_x("corpus", "out", seed=3)
+    {'seed': 3, 'jobs': 1}
+    """
+    return {
+        name: arguments[name]
+        for name in inspect.signature(function).parameters
+        if name not in ("data_folder", "save_folder")
+    }
 
 
 def run(

@@ -12,6 +12,7 @@ import re
 
 from emotion_invariant.data.corpora import (
     CorpusError,
+    call_options,
     find_root,
     listdir,
     run,
@@ -207,15 +208,7 @@ def prepare_cremad(
     ...     print(err)  # doctest: +ELLIPSIS
     /nonexistent/crema: no such folder; expected ...
     """
-    options = dict(
-        seed=seed,
-        held_out=held_out,
-        test_fraction=test_fraction,
-        dev_fraction=dev_fraction,
-        max_per_condition=max_per_condition,
-        skip_bad=skip_bad,
-        jobs=jobs,
-    )
+    options = call_options(prepare_cremad, locals())
     return run(
         "cremad",
         data_folder,

@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from emotion_invariant.data.corpora import (
     UNKNOWN_SPEAKER,
     CorpusError,
+    call_options,
     find_root,
     run,
 )
@@ -299,17 +300,7 @@ def prepare_dusha(
                 row["split"] = OFFICIAL_SPLITS[row["official_split"]]
         return rows
 
-    options = dict(
-        label=label,
-        split=split,
-        seed=seed,
-        held_out=held_out,
-        test_fraction=test_fraction,
-        dev_fraction=dev_fraction,
-        max_per_condition=max_per_condition,
-        skip_bad=skip_bad,
-        jobs=jobs,
-    )
+    options = call_options(prepare_dusha, locals())
     return run(
         "dusha",
         data_folder,

@@ -7,7 +7,7 @@
 import os
 import re
 
-from emotion_invariant.data.corpora import find_root, listdir, run
+from emotion_invariant.data.corpora import call_options, find_root, listdir, run
 
 EMOTIONS = {
     "W": "ang",  # Wut
@@ -157,15 +157,7 @@ def prepare_emodb(
     ...     print(err)  # doctest: +ELLIPSIS
     /nonexistent/emodb: no such folder; expected ...
     """
-    options = dict(
-        seed=seed,
-        held_out=held_out,
-        test_fraction=test_fraction,
-        dev_fraction=dev_fraction,
-        max_per_condition=max_per_condition,
-        skip_bad=skip_bad,
-        jobs=jobs,
-    )
+    options = call_options(prepare_emodb, locals())
     return run(
         "emodb",
         data_folder,

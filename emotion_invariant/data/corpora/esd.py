@@ -12,6 +12,7 @@ import re
 
 from emotion_invariant.data.corpora import (
     CorpusError,
+    call_options,
     find_root,
     listdir,
     read_text,
@@ -253,16 +254,7 @@ def prepare_esd(
         rows = parse_esd(data_folder, problems)
         return _official(rows) if split == "official" else rows
 
-    options = dict(
-        split=split,
-        seed=seed,
-        held_out=held_out,
-        test_fraction=test_fraction,
-        dev_fraction=dev_fraction,
-        max_per_condition=max_per_condition,
-        skip_bad=skip_bad,
-        jobs=jobs,
-    )
+    options = call_options(prepare_esd, locals())
     return run(
         "esd",
         data_folder,

@@ -13,6 +13,7 @@ import re
 
 from emotion_invariant.data.corpora import (
     CorpusError,
+    call_options,
     find_root,
     listdir,
     read_text,
@@ -286,16 +287,7 @@ def prepare_iemocap(
         )
         for spk in speakers
     }
-    options = dict(
-        four_class=four_class,
-        merge_excited=merge_excited,
-        test_session=test_session,
-        dev_session=dev_session,
-        seed=seed,
-        max_per_condition=max_per_condition,
-        skip_bad=skip_bad,
-        jobs=jobs,
-    )
+    options = call_options(prepare_iemocap, locals())
     return run(
         "iemocap",
         data_folder,

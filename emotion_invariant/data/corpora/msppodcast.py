@@ -16,6 +16,7 @@ import os
 from emotion_invariant.data.corpora import (
     UNKNOWN_SPEAKER,
     CorpusError,
+    call_options,
     find_root,
     read_text,
     run,
@@ -360,16 +361,7 @@ def prepare_msppodcast(
                 row["split"] = _official(row["official_split"], row)
         return rows
 
-    options = dict(
-        split=split,
-        seed=seed,
-        held_out=held_out,
-        test_fraction=test_fraction,
-        dev_fraction=dev_fraction,
-        max_per_condition=max_per_condition,
-        skip_bad=skip_bad,
-        jobs=jobs,
-    )
+    options = call_options(prepare_msppodcast, locals())
     return run(
         "msppodcast",
         data_folder,

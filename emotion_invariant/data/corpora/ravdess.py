@@ -10,7 +10,13 @@ import logging
 import os
 import re
 
-from emotion_invariant.data.corpora import find_root, listdir, run, subdirs
+from emotion_invariant.data.corpora import (
+    call_options,
+    find_root,
+    listdir,
+    run,
+    subdirs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -221,15 +227,7 @@ def prepare_ravdess(
     ...     print(err)  # doctest: +ELLIPSIS
     /nonexistent/ravdess: no such folder; expected ...
     """
-    options = dict(
-        seed=seed,
-        held_out=held_out,
-        test_fraction=test_fraction,
-        dev_fraction=dev_fraction,
-        max_per_condition=max_per_condition,
-        skip_bad=skip_bad,
-        jobs=jobs,
-    )
+    options = call_options(prepare_ravdess, locals())
     return run(
         "ravdess",
         data_folder,

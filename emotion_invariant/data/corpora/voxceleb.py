@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from emotion_invariant.data.corpora import (
     CorpusError,
+    call_options,
     find_root,
     listdir,
     run,
@@ -263,16 +264,7 @@ def prepare_voxceleb(
             rows = video_split(rows, dev_fraction, seed)
         return rows
 
-    options = dict(
-        split=split,
-        seed=seed,
-        held_out=held_out,
-        test_fraction=test_fraction,
-        dev_fraction=dev_fraction,
-        max_per_condition=max_per_condition,
-        skip_bad=skip_bad,
-        jobs=jobs,
-    )
+    options = call_options(prepare_voxceleb, locals())
     by_video = split == "videos"
     return run(
         "voxceleb",
