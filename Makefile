@@ -10,7 +10,8 @@ DEMO_DIR ?= results/demo
 DEMO_DATA ?= $(DEMO_DIR)/corpus
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: corpus demo ablation ablation-run test lint espeak clean
+.PHONY: corpus demo ablation ablation-run ser ser-run supcon supcon-run \
+	test lint espeak clean
 
 comma := ,
 space := $(empty) $(empty)
@@ -64,6 +65,49 @@ ablation-run:
 	$(PY) $(SV)/train.py $(SV_HP)/ecapa_base.yaml --seed=$(SEED) \
 		--data_folder=$(DEMO_DATA) --experiment=$(ROW) \
 		--output_folder=$(ABLATION_DIR)/$(ROW)/$(SEED) $(ROW_$(ROW))
+
+# Speaker-independent emotion recognition: baseline and speaker adversary
+# over $(SEEDS), then the comparison (UA, WA, macro-F1, speaker probe).
+SER := recipes/emotion_recognition
+SER_HP := hparams/emotion_recognition
+SER_DIR ?= results/ser
+SER_EPOCHS ?= 5
+SER_ROWS := baseline adversarial
+
+ser: corpus
+	@for seed in $(SEEDS); do for row in $(SER_ROWS); do \
+		$(MAKE) --no-print-directory ser-run ROW=$$row SEED=$$seed \
+			|| exit 1; \
+	done; done
+	$(PY) $(SER)/compare.py --out $(SER_DIR)/comparison.md \
+		$(foreach row,$(SER_ROWS),$(row)=$(subst $(space),$(comma),$(foreach seed,$(SEEDS),$(SER_DIR)/$(row)/$(seed))))
+
+ser-run:
+	$(PY) $(SER)/train.py $(SER_HP)/ser_$(ROW).yaml --seed=$(SEED) \
+		--data_folder=$(DEMO_DATA) --number_of_epochs=$(SER_EPOCHS) \
+		--output_folder=$(SER_DIR)/$(ROW)/$(SEED)
+
+# SupCon-AAM: AAM only, SupCon only, SupCon+AAM, SupCon+AAM with the
+# emotion-invariant methods, as overrides of ecapa_supcon_aam.yaml.
+SUPCON_DIR ?= results/supcon
+SC_aam := --supcon_weight=0
+SC_supcon := --aam_weight=0
+SC_supcon_aam :=
+SC_supcon_aam_ei := $(ROW_copypaste_erl_mask)
+SC_ROWS := aam supcon supcon_aam supcon_aam_ei
+
+supcon: corpus
+	@for seed in $(SEEDS); do for row in $(SC_ROWS); do \
+		$(MAKE) --no-print-directory supcon-run ROW=$$row SEED=$$seed \
+			|| exit 1; \
+	done; done
+	$(PY) $(SV)/compare.py --out $(SUPCON_DIR)/comparison.md \
+		$(foreach row,$(SC_ROWS),$(row)=$(subst $(space),$(comma),$(foreach seed,$(SEEDS),$(SUPCON_DIR)/$(row)/$(seed))))
+
+supcon-run:
+	$(PY) $(SV)/train.py $(SV_HP)/ecapa_supcon_aam.yaml --seed=$(SEED) \
+		--data_folder=$(DEMO_DATA) --experiment=$(ROW) \
+		--output_folder=$(SUPCON_DIR)/$(ROW)/$(SEED) $(SC_$(ROW))
 
 test: $(STAMP) espeak
 	$(PY) -m pytest -q
