@@ -402,3 +402,38 @@ def test_adversary_reverses_the_encoder_gradient(recipe, tiny_corpus, tmp_path):
     ).backward()
     for a, b, p in zip(with_adv, without, encoder.parameters()):
         torch.testing.assert_close(a - b, -0.5 * p.grad, atol=1e-6, rtol=1e-4)
+
+
+def test_adversary_learning_rate_factor(recipe, tiny_corpus, tmp_path):
+    """The head's lr is adv_lr_factor times the encoder's, after annealing
+    and after resuming from the checkpoint; Adam steps follow it."""
+    out = tmp_path / "run"
+    extra = ("--adv_lr_factor=10", "--number_of_epochs=2", "--lr=0.002")
+    argv = _argv("ser_adversarial.yaml", tiny_corpus, out, *extra)
+    brain, hparams, data = recipe.build(argv)
+    brain.fit(
+        hparams["epoch_counter"],
+        data["train"],
+        data["dev"],
+        train_loader_kwargs=hparams["train_dataloader_options"],
+        valid_loader_kwargs=hparams["valid_dataloader_options"],
+    )
+    groups = brain.optimizer.param_groups
+    head = {id(p) for p in hparams["adversary"].parameters()}
+    assert {id(p) for p in groups[1]["params"]} == head
+    assert not head & {id(p) for p in groups[0]["params"]}
+    annealed = hparams["lr_annealing"](2)[1]
+    assert annealed < 0.002
+    assert groups[0]["lr"] == pytest.approx(annealed)
+    assert groups[1]["lr"] == pytest.approx(10 * annealed)
+
+    # A fresh brain on the same folder recovers the scaled rates.
+    brain, hparams, _ = recipe.build(argv)
+    brain.on_fit_start()
+    groups = brain.optimizer.param_groups
+    assert groups[1]["lr"] == pytest.approx(10 * groups[0]["lr"])
+    assert groups[0]["lr"] == pytest.approx(annealed)
+
+    with pytest.raises(ValueError, match="adv_lr_factor"):
+        bad = _argv("ser_adversarial.yaml", tiny_corpus, tmp_path / "bad")
+        recipe.build(bad + ["--adv_lr_factor=0"])[0].on_fit_start()

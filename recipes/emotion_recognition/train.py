@@ -139,6 +139,29 @@ class EmotionBrain(sb.core.Brain):
             self.outputs.append(logits.argmax(-1).cpu())
         return loss
 
+    def init_optimizers(self):
+        """One optimizer; the adversary head's learning rate times
+        ``adv_lr_factor``, so that it keeps up with the encoder it chases."""
+        factor = self.hparams.adv_lr_factor
+        if factor <= 0:
+            raise ValueError(f"adv_lr_factor must be > 0, got {factor}")
+        head = list(self.modules.adversary.parameters())
+        ids = {id(p) for p in head}
+        rest = [p for p in self.modules.parameters() if id(p) not in ids]
+        self.optimizer = self.opt_class(
+            [{"params": rest}, {"params": head, "lr_factor": factor}]
+        )
+        self._scale_learning_rates()
+        self.optimizers_dict = {"opt_class": self.optimizer}
+        if self.checkpointer is not None:
+            self.checkpointer.add_recoverable("optimizer", self.optimizer)
+
+    def _scale_learning_rates(self):
+        """Apply each parameter group's ``lr_factor`` to the current lr."""
+        lr = self.optimizer.param_groups[0]["lr"]
+        for group in self.optimizer.param_groups[1:]:
+            group["lr"] = lr * group.get("lr_factor", 1.0)
+
     def on_stage_start(self, stage, epoch=None):
         """Reset the running statistics and the dev predictions."""
         self.epoch = epoch or 1
@@ -165,6 +188,7 @@ class EmotionBrain(sb.core.Brain):
         if stage == sb.Stage.VALID:
             old_lr, new_lr = self.hparams.lr_annealing(epoch)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self._scale_learning_rates()
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "lr": old_lr},
                 train_stats=self.train_stats,
