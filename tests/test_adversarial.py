@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from emotion_invariant.losses.adversarial import (
+    EmbeddingMemory,
     GradientReversal,
     GradientReversalFunction,
     LambdaSchedule,
@@ -252,3 +253,52 @@ def test_schedule_bad_settings(kwargs, match):
 def test_schedule_bad_progress(progress):
     with pytest.raises(ValueError, match="progress"):
         LambdaSchedule()(progress)
+
+
+def test_memory_keeps_the_latest_entries_like_a_naive_queue():
+    torch.manual_seed(0)
+    memory = EmbeddingMemory(capacity=10, dim=3)
+    naive = []
+    for size in (4, 1, 7, 12, 3, 0, 9):
+        emb = torch.randn(size, 1, 3)  # ECAPA's [B, 1, D] is accepted
+        labels = torch.randint(0, 50, (size,))
+        memory.push(emb, labels)
+        naive = (naive + list(zip(emb.reshape(size, 3), labels)))[-10:]
+        assert len(memory) == len(naive)
+        kept = {
+            (tuple(e.tolist()), int(lab))
+            for e, lab in zip(memory.embeddings, memory.labels)
+            if lab >= 0
+        }
+        assert kept == {(tuple(e.tolist()), int(lab)) for e, lab in naive}
+
+
+def test_memory_samples_only_stored_pairs_without_gradient():
+    memory = EmbeddingMemory(capacity=8, dim=2)
+    emb = torch.arange(10.0).reshape(5, 2).requires_grad_(True)
+    memory.push(emb, torch.arange(5))
+    out, labels = memory.sample(200, generator=torch.Generator().manual_seed(1))
+    assert not out.requires_grad
+    # Each sampled embedding is the one stored with its label.
+    torch.testing.assert_close(out, emb.detach()[labels])
+    assert set(labels.tolist()) == set(range(5))
+
+
+def test_memory_state_dict_round_trip_and_errors():
+    memory = EmbeddingMemory(capacity=4, dim=2)
+    memory.push(torch.randn(6, 2), torch.arange(6))
+    restored = EmbeddingMemory(capacity=4, dim=2)
+    restored.load_state_dict(memory.state_dict())
+    assert len(restored) == 4
+    assert int(restored.position) == int(memory.position)
+    torch.testing.assert_close(restored.labels, memory.labels)
+    torch.testing.assert_close(restored.embeddings, memory.embeddings)
+    with pytest.raises(ValueError, match="empty"):
+        EmbeddingMemory(capacity=4, dim=2).sample(1)
+    with pytest.raises(ValueError, match="3-d"):
+        memory.push(torch.randn(2, 3), torch.arange(2))
+    with pytest.raises(ValueError, match="capacity"):
+        EmbeddingMemory(capacity=-1, dim=2)
+    off = EmbeddingMemory(capacity=0, dim=2)
+    off.push(torch.randn(3, 2), torch.arange(3))
+    assert len(off) == 0

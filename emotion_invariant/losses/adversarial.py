@@ -374,3 +374,112 @@ class LambdaSchedule:
             f"LambdaSchedule(kind={self.kind!r}, gamma={self.gamma}, "
             f"max_lambda={self.max_lambda}, warmup={self.warmup})"
         )
+
+
+class EmbeddingMemory(torch.nn.Module):
+    """Ring buffer of detached embeddings and their speaker labels.
+
+    An adversary head trained on the current batch only sees each of a
+    hundred-odd training speakers a few dozen times per epoch and stays
+    near chance, so it teaches the encoder nothing. Replaying the recent
+    embeddings to the head (with no gradient to the encoder) lets it keep up
+    with the encoder it chases. The buffers are part of the state dict, so a
+    SpeechBrain Checkpointer saves and restores the memory with the model.
+
+    Arguments
+    ---------
+    capacity : int
+        Embeddings kept (>= 0; 0 disables the memory).
+    dim : int
+        Embedding size.
+
+    Example
+    -------
+    >>> memory = EmbeddingMemory(capacity=4, dim=2)
+    >>> memory.push(torch.ones(3, 2), torch.tensor([0, 1, 2]))
+    >>> memory.push(2 * torch.ones(2, 2), torch.tensor([3, 4]))
+    >>> len(memory), memory.labels.tolist()  # the oldest was overwritten
+    (4, [4, 1, 2, 3])
+    >>> rng = torch.Generator().manual_seed(0)
+    >>> emb, labels = memory.sample(8, generator=rng)
+    >>> emb.shape, bool(((emb == 1) | (emb == 2)).all())
+    (torch.Size([8, 2]), True)
+    """
+
+    def __init__(self, capacity, dim):
+        super().__init__()
+        if capacity < 0 or dim < 1:
+            raise ValueError(
+                f"EmbeddingMemory needs capacity >= 0 and dim >= 1, got "
+                f"{capacity} and {dim}"
+            )
+        self.register_buffer("embeddings", torch.zeros(capacity, dim))
+        self.register_buffer(
+            "labels", torch.full((capacity,), -1, dtype=torch.long)
+        )
+        self.register_buffer("filled", torch.zeros((), dtype=torch.long))
+        self.register_buffer("position", torch.zeros((), dtype=torch.long))
+
+    @property
+    def capacity(self):
+        """How many embeddings the memory holds at most."""
+        return self.labels.numel()
+
+    def __len__(self):
+        return int(self.filled)
+
+    @torch.no_grad()
+    def push(self, embeddings, labels):
+        """Store a batch, overwriting the oldest entries once full.
+
+        Arguments
+        ---------
+        embeddings : torch.Tensor
+            ``[B, dim]`` or ``[B, 1, dim]`` (detached here).
+        labels : torch.Tensor
+            ``[B]`` speaker indices.
+        """
+        if self.capacity == 0 or len(labels) == 0:
+            return
+        embeddings = embeddings.detach().reshape(len(labels), -1)
+        if embeddings.shape[1] != self.embeddings.shape[1]:
+            raise ValueError(
+                f"EmbeddingMemory holds {self.embeddings.shape[1]}-d "
+                f"embeddings, got {embeddings.shape[1]}-d ones"
+            )
+        embeddings, labels = (
+            embeddings[-self.capacity :],
+            labels[-self.capacity :],
+        )
+        slots = (self.position + torch.arange(len(labels))) % self.capacity
+        slots = slots.to(self.labels.device)
+        self.embeddings[slots] = embeddings.to(self.embeddings)
+        self.labels[slots] = labels.to(self.labels)
+        self.position.copy_((self.position + len(labels)) % self.capacity)
+        self.filled.copy_(
+            torch.clamp(self.filled + len(labels), max=self.capacity)
+        )
+
+    def sample(self, n, generator=None):
+        """``n`` stored embeddings and labels, drawn with replacement.
+
+        Arguments
+        ---------
+        n : int
+            How many to draw.
+        generator : torch.Generator, optional
+            Random source (default: torch's global one, seeded by the
+            recipe's ``seed``).
+
+        Returns
+        -------
+        embeddings : torch.Tensor
+            ``[n, dim]``, without gradient.
+        labels : torch.Tensor
+            ``[n]``.
+        """
+        if len(self) == 0:
+            raise ValueError("EmbeddingMemory.sample: the memory is empty")
+        index = torch.randint(len(self), (n,), generator=generator)
+        index = index.to(self.labels.device)
+        return self.embeddings[index], self.labels[index]

@@ -9,7 +9,10 @@ Training" (Li et al., ICASSP 2020) is switched on in yaml, not here:
 - ``adv_weight``: a speaker classifier on the emotion embedding, behind a
   gradient reversal layer whose scale follows the ``grl_*`` schedule;
 - ``entropy_weight``: the entropy of that classifier's speaker posterior,
-  pushed towards uniform through the encoder only.
+  pushed towards uniform through the encoder only;
+- ``adv_lr_factor``, ``adv_memory``, ``adv_replay``: a faster head, and
+  replayed recent embeddings that train the head only, so that it keeps up
+  with the encoder.
 
 Evaluation is speaker-independent: ``fold: null`` uses the prepared
 train/dev/test speaker split, ``fold: K`` tests on fold K's speakers and
@@ -93,19 +96,43 @@ class EmotionBrain(sb.core.Brain):
         wavs, lens = batch.sig
         embeddings = self.embed(wavs, lens)
         logits = self.modules.emotion_classifier(embeddings)
-        spk_logits = ent_logits = None
+        spk_logits = ent_logits = replay = None
         if stage == sb.Stage.TRAIN:
             self.lambda_ = self.hparams.grl_schedule(self.progress())
             self.hparams.adversary.set_lambda(self.lambda_)
             if self.hparams.adv_weight > 0:
                 spk_logits = self.modules.adversary(embeddings)
+                replay = self.replay(embeddings, batch)
             if self.hparams.entropy_weight > 0:
                 # The unwrapped module: this path gives the head no gradient,
                 # so it needs no DDP synchronisation of its own.
                 ent_logits = self.hparams.adversary(
                     embeddings, reverse=False, head_grad=False
                 )
-        return logits, spk_logits, ent_logits
+        return logits, spk_logits, ent_logits, replay
+
+    def replay(self, embeddings, batch):
+        """Head logits and speakers of ``adv_replay`` remembered embeddings
+        (none while the memory is off or empty); then remember this batch.
+
+        The replayed embeddings carry no gradient: they train the head only.
+        """
+        memory = self.hparams.adversary_memory
+        if memory.capacity == 0:
+            return None
+        replay = None
+        if len(memory) > 0:
+            emb, spk = memory.sample(self.hparams.adv_replay)
+            replay = self.modules.adversary(emb, reverse=False), spk
+        memory.push(embeddings, batch.spk_encoded.data.squeeze(1))
+        return replay
+
+    def on_fit_start(self):
+        """Recover the checkpoint, then move the replay memory to the device
+        (it is not in ``modules``: a module without parameters cannot be
+        wrapped for DDP)."""
+        super().on_fit_start()
+        self.hparams.adversary_memory.to(self.device)
 
     def progress(self):
         """Fraction of training done, for the reversal schedule."""
@@ -115,7 +142,7 @@ class EmotionBrain(sb.core.Brain):
 
     def compute_objectives(self, predictions, batch, stage):
         """Cross-entropy on emotions, plus the weighted adversary losses."""
-        logits, spk_logits, ent_logits = predictions
+        logits, spk_logits, ent_logits, replay = predictions
         emo = batch.emo_encoded.data.squeeze(1)
         weight = self.hparams.class_weights
         if weight is not None:
@@ -129,6 +156,11 @@ class EmotionBrain(sb.core.Brain):
             self.stats["adv_ce"] += adv.item()
             correct = (spk_logits.argmax(-1) == spk).float().mean()
             self.stats["adv_acc"] += correct.item()
+        if replay is not None:
+            replay_logits, replay_spk = replay
+            replay_ce = F.cross_entropy(replay_logits, replay_spk)
+            loss = loss + self.hparams.adv_weight * replay_ce
+            self.stats["replay_ce"] += replay_ce.item()
         if ent_logits is not None:
             ent = speaker_entropy_loss(ent_logits)
             loss = loss + self.hparams.entropy_weight * ent
