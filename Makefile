@@ -34,7 +34,8 @@ ABLATION_DIR ?= results/ablation
 ROW_baseline :=
 ROW_copypaste := --copypaste_prob=1.0
 ROW_copypaste_erl := --copypaste_prob=1.0 --erl_weight=1.0
-ROW_copypaste_erl_mask := --copypaste_prob=1.0 --erl_weight=1.0 --mask_ratio=0.2
+ROW_copypaste_erl_mask := --copypaste_prob=1.0 --erl_weight=1.0 \
+	--mask_ratio=0.1 --mask_prob=0.5
 ROWS := baseline copypaste copypaste_erl copypaste_erl_mask
 
 corpus: $(STAMP) espeak
