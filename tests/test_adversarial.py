@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from emotion_invariant.losses.adversarial import (
+    BatchStandardize,
     EmbeddingMemory,
     GradientReversal,
     GradientReversalFunction,
@@ -302,3 +303,37 @@ def test_memory_state_dict_round_trip_and_errors():
     off = EmbeddingMemory(capacity=0, dim=2)
     off.push(torch.randn(3, 2), torch.arange(3))
     assert len(off) == 0
+
+
+def test_batch_standardize_matches_naive_formula():
+    torch.manual_seed(0)
+    x = 5 + 3 * torch.randn(20, 1, 6)
+    flat = x.reshape(20, 6)
+    naive = (flat - flat.mean(0)) / torch.sqrt(
+        flat.var(0, unbiased=False) + 1e-5
+    )
+    torch.testing.assert_close(
+        BatchStandardize(6)(x), naive.reshape(20, 1, 6), atol=1e-5, rtol=1e-5
+    )
+
+
+def test_input_norm_head_ignores_per_dimension_scale():
+    """With input_norm the head sees a tiny-variance direction as a probe on
+    standardised features does: rescaling dimensions changes nothing."""
+    torch.manual_seed(0)
+    adv = SpeakerAdversary(4, 3, hidden_size=8, input_norm=True)
+    plain = SpeakerAdversary(4, 3, hidden_size=8)
+    x = torch.randn(32, 4)
+    scale = torch.tensor([0.1, 1.0, 50.0, 2.0])
+    shift = torch.tensor([3.0, -1.0, 0.0, 7.0])
+    torch.testing.assert_close(
+        adv(x * scale + shift, reverse=False),
+        adv(x, reverse=False),
+        atol=2e-3,
+        rtol=1e-3,
+    )
+    assert not torch.allclose(
+        plain(x * scale + shift, reverse=False), plain(x, reverse=False)
+    )
+    assert not list(adv.head[0].parameters())
+    assert not list(adv.head[0].buffers())

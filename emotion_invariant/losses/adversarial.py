@@ -134,6 +134,37 @@ class GradientReversal(torch.nn.Module):
         return f"lambda_={self.lambda_}"
 
 
+class BatchStandardize(torch.nn.Module):
+    """Zero mean, unit variance per feature over all leading dimensions of
+    the batch (a ``BatchNorm1d`` without affine or running statistics, for
+    inputs ``[..., features]``).
+
+    Arguments
+    ---------
+    features : int
+        Size of the last dimension.
+    eps : float
+        Added to the variance.
+
+    Example
+    -------
+    >>> x = 3 + 2 * torch.randn(64, 1, 4)
+    >>> y = BatchStandardize(4)(x)
+    >>> y.shape, bool(y.mean((0, 1)).abs().max() < 1e-5)
+    (torch.Size([64, 1, 4]), True)
+    """
+
+    def __init__(self, features, eps=1e-5):
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(
+            features, eps=eps, affine=False, track_running_stats=False
+        )
+
+    def forward(self, x):
+        """Standardise ``x`` ``[..., features]`` over the batch."""
+        return self.norm(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
 class SpeakerAdversary(torch.nn.Module):
     """Speaker classifier behind a gradient reversal layer.
 
@@ -150,6 +181,11 @@ class SpeakerAdversary(torch.nn.Module):
         a linear classifier).
     lambda_ : float
         Initial reversal scale; see :class:`GradientReversal`.
+    input_norm : bool
+        Standardise each embedding dimension over the batch before the
+        head (no learned scale, no running statistics), so the head sees
+        every direction as a standardised linear probe does, however small
+        its variance.
 
     Example
     -------
@@ -166,6 +202,7 @@ class SpeakerAdversary(torch.nn.Module):
         hidden_size=256,
         n_hidden_layers=1,
         lambda_=1.0,
+        input_norm=False,
     ):
         super().__init__()
         if input_size < 1 or hidden_size < 1 or n_hidden_layers < 0:
@@ -179,7 +216,7 @@ class SpeakerAdversary(torch.nn.Module):
                 f"SpeakerAdversary needs at least 2 speakers, got {n_speakers}"
             )
         self.grl = GradientReversal(lambda_)
-        layers = []
+        layers = [BatchStandardize(input_size)] if input_norm else []
         size = input_size
         for _ in range(n_hidden_layers):
             layers += [torch.nn.Linear(size, hidden_size), torch.nn.ReLU()]
