@@ -87,6 +87,7 @@ def adversarial_fold_run(recipe, tiny_corpus, tmp_path_factory):
         "--n_folds=3",
         "--adv_memory=32",
         "--adv_lr_factor=5",
+        "--grl_warmup=0",
     )
     return out, recipe.main(argv)
 
@@ -377,7 +378,9 @@ def test_adversary_reverses_the_encoder_gradient(recipe, tiny_corpus, tmp_path):
         tmp_path,
         "--grl_kind=constant",
         "--grl_lambda=0.5",
+        "--grl_warmup=0",
         "--entropy_weight=0.0",
+        "--adv_memory=0",
     )
     brain, hparams, data = recipe.build(argv)
     loader = sb.dataio.dataloader.make_dataloader(data["train"], batch_size=4)
