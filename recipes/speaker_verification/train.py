@@ -48,6 +48,7 @@ from emotion_invariant.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.extract import read_audio
 from emotion_invariant.scoring.metrics import eer
 from emotion_invariant.scoring.pipeline import score_trials
+from emotion_invariant.utils import step_seed
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from evaluate import evaluate  # noqa: E402
@@ -65,6 +66,12 @@ class SpeakerBrain(sb.core.Brain):
     with angular margin over the views of each utterance
     (``supcon_weight``).
     """
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Seed torch from (seed, epoch, step): a run resumed mid-epoch
+        augments and masks each batch as an unbroken run does."""
+        epoch = self.hparams.epoch_counter.current
+        torch.manual_seed(step_seed(self.hparams.seed, epoch, self.step))
 
     def compute_forward(self, batch, stage):
         """Embeddings, and when training the speaker logits of every view."""
