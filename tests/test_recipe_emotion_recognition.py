@@ -487,3 +487,53 @@ def test_replay_trains_the_head_only(recipe, tiny_corpus, tmp_path):
     for a, b in zip(enc_on, enc_off):
         torch.testing.assert_close(a, b)
     assert any(not torch.allclose(a, b) for a, b in zip(head_on, head_off))
+
+
+class _Interrupt(RuntimeError):
+    pass
+
+
+def _newest(save):
+    ckpts = sb.utils.checkpoints.Checkpointer(str(save))
+    newest = max(ckpts.list_checkpoints(), key=lambda c: c.meta["unixtime"])
+    return {
+        name: torch.load(newest.path / f"{name}.ckpt", weights_only=True)
+        for name in ("embedding_model", "adversary", "adversary_memory")
+    }
+
+
+def test_resume_after_interrupted_epoch(
+    recipe, tiny_corpus, tmp_path, monkeypatch
+):
+    """An adversarial run killed mid-epoch and resumed ends where an unbroken
+    run ends: encoder, adversary head and its replay memory."""
+    common = (
+        "--number_of_epochs=2",
+        "--ckpt_interval_steps=1",
+        "--adv_memory=40",
+        "--adv_replay=8",
+        "--grl_warmup=0",
+    )
+    unbroken = _argv(
+        "ser_adversarial.yaml", tiny_corpus, tmp_path / "a", *common
+    )
+    recipe.main(unbroken)
+    calls = {"n": 0}
+    original = recipe.EmotionBrain.on_fit_batch_end
+
+    def crash(self, *args):
+        original(self, *args)
+        calls["n"] += 1
+        if calls["n"] == 9:  # mid-way through the second epoch (6 steps)
+            raise _Interrupt
+
+    monkeypatch.setattr(recipe.EmotionBrain, "on_fit_batch_end", crash)
+    broken = _argv("ser_adversarial.yaml", tiny_corpus, tmp_path / "b", *common)
+    with pytest.raises(_Interrupt):
+        recipe.main(broken)
+    monkeypatch.undo()
+    _load("train").main(broken)
+    a, b = _newest(tmp_path / "a" / "save"), _newest(tmp_path / "b" / "save")
+    for name in a:
+        for key in a[name]:
+            torch.testing.assert_close(a[name][key], b[name][key], msg=key)

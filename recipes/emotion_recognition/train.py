@@ -55,6 +55,7 @@ from emotion_invariant.hparams import load_hparams, resolve_hparams
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
 from emotion_invariant.scoring.extract import read_audio
 from emotion_invariant.ser_metrics import classification_report
+from emotion_invariant.utils import step_seed
 
 logger = logging.getLogger(__name__)
 
@@ -193,6 +194,12 @@ class EmotionBrain(sb.core.Brain):
         lr = self.optimizer.param_groups[0]["lr"]
         for group in self.optimizer.param_groups[1:]:
             group["lr"] = lr * group.get("lr_factor", 1.0)
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Seed torch from (seed, epoch, step): a run resumed mid-epoch draws
+        dropout and replay samples as an unbroken run does."""
+        epoch = self.hparams.epoch_counter.current
+        torch.manual_seed(step_seed(self.hparams.seed, epoch, self.step))
 
     def on_stage_start(self, stage, epoch=None):
         """Reset the running statistics and the dev predictions."""
