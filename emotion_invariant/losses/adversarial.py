@@ -488,8 +488,8 @@ class EmbeddingMemory(torch.nn.Module):
             embeddings[-self.capacity :],
             labels[-self.capacity :],
         )
-        slots = (self.position + torch.arange(len(labels))) % self.capacity
-        slots = slots.to(self.labels.device)
+        steps = torch.arange(len(labels), device=self.labels.device)
+        slots = (self.position + steps) % self.capacity
         self.embeddings[slots] = embeddings.to(self.embeddings)
         self.labels[slots] = labels.to(self.labels)
         self.position.copy_((self.position + len(labels)) % self.capacity)
