@@ -411,18 +411,12 @@ def test_adversary_reverses_the_encoder_gradient(recipe, tiny_corpus, tmp_path):
 
 def test_adversary_learning_rate_factor(recipe, tiny_corpus, tmp_path):
     """The head's lr is adv_lr_factor times the encoder's, after annealing
-    and after resuming from the checkpoint; Adam steps follow it."""
+    and after resuming from the checkpoint."""
     out = tmp_path / "run"
     extra = ("--adv_lr_factor=10", "--number_of_epochs=2", "--lr=0.002")
     argv = _argv("ser_adversarial.yaml", tiny_corpus, out, *extra)
     brain, hparams, data = recipe.build(argv)
-    brain.fit(
-        hparams["epoch_counter"],
-        data["train"],
-        data["dev"],
-        train_loader_kwargs=hparams["train_dataloader_options"],
-        valid_loader_kwargs=hparams["valid_dataloader_options"],
-    )
+    recipe.fit(brain, hparams, data)
     groups = brain.optimizer.param_groups
     head = {id(p) for p in hparams["adversary"].parameters()}
     assert {id(p) for p in groups[1]["params"]} == head

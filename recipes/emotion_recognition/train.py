@@ -634,18 +634,23 @@ def requested_folds(argv):
     return [str(fold)]
 
 
+def fit(brain, hparams, datasets):
+    """Train ``brain`` on the train split, keeping the best dev UA."""
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["dev"],
+        train_loader_kwargs=hparams["train_dataloader_options"],
+        valid_loader_kwargs=hparams["valid_dataloader_options"],
+    )
+
+
 def main(argv=None):
     """Prepare, train and evaluate every requested run; returns the summary."""
     argv = list(argv or sys.argv[1:])
     for fold in requested_folds(argv):
         brain, hparams, datasets = build(argv, fold)
-        brain.fit(
-            hparams["epoch_counter"],
-            datasets["train"],
-            datasets["dev"],
-            train_loader_kwargs=hparams["train_dataloader_options"],
-            valid_loader_kwargs=hparams["valid_dataloader_options"],
-        )
+        fit(brain, hparams, datasets)
         evaluate(brain, hparams)
     return summarize(hparams)
 
