@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import tempfile
 from collections import defaultdict
 
 import numpy as np
@@ -157,3 +158,14 @@ def test_f0_estimator_on_harmonic_signal():
     for f0 in (90.0, 150.0, 230.0):
         x = sum(np.sin(2 * np.pi * f0 * k * t) / k for k in range(1, 6))
         assert abs(estimate_f0(x) - f0) < 2.0
+
+
+def test_leaves_no_scratch_folders(tmp_path):
+    """The workers' espeak-ng folders are removed when synthesis ends."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    tempfile.tempdir = str(scratch)  # restored by the root conftest
+    kwargs = {"speakers": 3, "utterances": 1, "emotions": ("neu", "hap")}
+    synthesize_corpus(str(tmp_path / "corpus"), seed=0, jobs=2, **kwargs)
+    assert (tmp_path / "corpus" / "synth.csv").exists()
+    assert list(scratch.iterdir()) == []

@@ -378,8 +378,8 @@ class _Worker:
     so each process keeps one variant and rewrites it before each call.
     """
 
-    def __init__(self, data_dir):
-        self.root = tempfile.mkdtemp(prefix="espeak-")
+    def __init__(self, data_dir, scratch=None):
+        self.root = tempfile.mkdtemp(prefix="espeak-", dir=scratch)
         home = os.path.join(self.root, "espeak-ng-data")
         os.makedirs(os.path.join(home, "voices", "!v"))
         for name in os.listdir(data_dir):
@@ -418,9 +418,9 @@ class _Worker:
 _WORKER = None
 
 
-def _init_worker(data_dir):
+def _init_worker(data_dir, scratch):
     global _WORKER
-    _WORKER = _Worker(data_dir)
+    _WORKER = _Worker(data_dir, scratch)
 
 
 def _synthesize(job):
@@ -596,15 +596,19 @@ def synthesize_corpus(
     os.makedirs(out, exist_ok=True)
     results = []
     ctx = get_context("fork" if sys.platform != "win32" else "spawn")
-    with ctx.Pool(jobs, initializer=_init_worker, initargs=(data_dir,)) as pool:
-        for result in tqdm(
-            pool.imap(_synthesize, jobs_list, chunksize=16),
-            total=len(jobs_list),
-            desc="synthesizing",
-            unit="utt",
-            disable=None,
-        ):
-            results.append(result)
+    # Each worker's espeak-ng folder lives under one scratch folder that this
+    # process removes, however the workers end.
+    with tempfile.TemporaryDirectory(prefix="espeak-") as scratch:
+        init = (data_dir, scratch)
+        with ctx.Pool(jobs, initializer=_init_worker, initargs=init) as pool:
+            for result in tqdm(
+                pool.imap(_synthesize, jobs_list, chunksize=16),
+                total=len(jobs_list),
+                desc="synthesizing",
+                unit="utt",
+                disable=None,
+            ):
+                results.append(result)
     rows = [r for r, _ in results]
     split_of = {s: name for name, ids in splits.items() for s in ids}
     for row in rows:
