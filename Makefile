@@ -11,7 +11,7 @@ DEMO_DATA ?= $(DEMO_DIR)/corpus
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: corpus demo ablation ablation-run ser ser-run supcon supcon-run \
-	test lint espeak clean
+	pretraining clusters pretrain-run finetune-run test lint espeak clean
 
 comma := ,
 space := $(empty) $(empty)
@@ -109,6 +109,65 @@ supcon-run:
 	$(PY) $(SV)/train.py $(SV_HP)/ecapa_supcon_aam.yaml --seed=$(SEED) \
 		--data_folder=$(DEMO_DATA) --experiment=$(ROW) \
 		--output_folder=$(SUPCON_DIR)/$(ROW)/$(SEED) $(SC_$(ROW))
+
+# Cluster-guided contrastive pretraining: clusters of the training speakers'
+# utterances in the embeddings of a speaker verification model, three
+# pretrainings, then fine-tuning of each (and of no pretraining) on 10% and
+# 100% of the emotion labels, over $(SEEDS).
+PT := $(SER)/pretrain.py
+PT_DIR ?= results/pretraining
+PT_SPEAKER_MODEL ?= $(ABLATION_DIR)/baseline/1
+PT_EPOCHS ?= 10
+PT_random := --positives=random_same_speaker
+PT_cluster :=
+PT_cluster_multitask := --multitask=speaker
+PT_ROWS := random cluster cluster_multitask
+FT_ROWS := none $(PT_ROWS)
+FT_FRACTIONS ?= 0.1 1.0
+
+pretraining: clusters
+	@for seed in $(SEEDS); do for row in $(PT_ROWS); do \
+		$(MAKE) --no-print-directory pretrain-run ROW=$$row SEED=$$seed \
+			|| exit 1; \
+	done; done
+	@for frac in $(FT_FRACTIONS); do for seed in $(SEEDS); do \
+		for row in $(FT_ROWS); do \
+		$(MAKE) --no-print-directory finetune-run ROW=$$row SEED=$$seed \
+			FRACTION=$$frac || exit 1; \
+	done; done; done
+	@for frac in $(FT_FRACTIONS); do \
+		$(PY) $(SER)/compare.py --out $(PT_DIR)/comparison_$$frac.md \
+		$(foreach row,$(FT_ROWS),$(row)=$(subst $(space),$(comma),$(foreach seed,$(SEEDS),$(PT_DIR)/finetune/$(row)_$$frac/$(seed)))) \
+		|| exit 1; \
+	done
+
+# The speaker verification model: the ablation's baseline (seed 1), trained
+# if absent; or PT_SPEAKER_MODEL=<a trained run's folder>.
+$(ABLATION_DIR)/baseline/1/save:
+	$(MAKE) --no-print-directory ablation-run ROW=baseline SEED=1
+
+clusters: $(PT_DIR)/clusters/clusters.csv
+
+$(PT_DIR)/clusters/clusters.csv: | corpus $(PT_SPEAKER_MODEL)/save
+	$(PY) -m emotion_invariant.data.prepare synth $(DEMO_DATA) \
+		$(PT_DIR)/manifests
+	$(PY) -m emotion_invariant.cluster \
+		--manifest $(PT_DIR)/manifests/synth_train.csv \
+		--model $(PT_SPEAKER_MODEL)/save --data-root $(DEMO_DATA) \
+		--out $(PT_DIR)/clusters
+
+pretrain-run:
+	$(PY) $(PT) $(SER_HP)/pretrain_cluster_contrastive.yaml --seed=$(SEED) \
+		--data_folder=$(DEMO_DATA) --number_of_epochs=$(PT_EPOCHS) \
+		--clusters_file=$(PT_DIR)/clusters/clusters.csv \
+		--output_folder=$(PT_DIR)/$(ROW)/$(SEED) $(PT_$(ROW))
+
+finetune-run:
+	$(PY) $(SER)/train.py $(SER_HP)/ser_baseline.yaml --seed=$(SEED) \
+		--data_folder=$(DEMO_DATA) --number_of_epochs=$(SER_EPOCHS) \
+		--label_fraction=$(FRACTION) \
+		--output_folder=$(PT_DIR)/finetune/$(ROW)_$(FRACTION)/$(SEED) \
+		$(if $(filter none,$(ROW)),,--pretrained_encoder=$(PT_DIR)/$(ROW)/$(SEED))
 
 test: $(STAMP) espeak
 	$(PY) -m pytest -q
