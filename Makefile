@@ -117,7 +117,7 @@ supcon-run:
 PT := $(SER)/pretrain.py
 PT_DIR ?= results/pretraining
 PT_SPEAKER_MODEL ?= $(ABLATION_DIR)/baseline/1
-PT_EPOCHS ?= 10
+PT_EPOCHS ?= 3
 PT_random := --positives=random_same_speaker
 PT_cluster :=
 PT_cluster_multitask := --multitask=speaker
