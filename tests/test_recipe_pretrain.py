@@ -3,7 +3,6 @@
 import csv
 import doctest
 import importlib.util
-import itertools
 import os
 import re
 import runpy
@@ -538,25 +537,6 @@ def test_command_line_error_is_one_line(data, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: multitask must be one of")
     assert not any("Traceback" in line for line in err)
-
-
-def test_batches_cover_every_utterance_once_per_epoch(pretrain):
-    speakers = ["a"] * 7 + ["b"] * 3 + ["c"] * 5
-    clusters = [f"{s}{i % 3}" for s, i in zip(speakers, itertools.count())]
-    sampler = pretrain.SpeakerBatchSampler(speakers, clusters, 2, 2, seed=4)
-    epochs = []
-    for epoch in (1, 2, 1):
-        sampler.set_epoch(epoch)
-        batches = list(sampler)
-        assert len(batches) == len(sampler)
-        assert sorted(i for b in batches for i in b) == list(range(15))
-        epochs.append(batches)
-    assert epochs[0] == epochs[2] and epochs[0] != epochs[1]
-    # One chunk a batch: a speaker's anchors take its clusters in turn.
-    single = pretrain.SpeakerBatchSampler(speakers, clusters, 3, 1, seed=4)
-    for batch in single:
-        assert len({speakers[i] for i in batch}) == 1
-        assert all(clusters[i] != clusters[j] for i, j in zip(batch, batch[1:]))
 
 
 def test_recipe_doctests(pretrain):

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+from collections import Counter
 
 import pytest
 import speechbrain as sb
@@ -92,12 +93,54 @@ def _final_state(out):
     return model, optim
 
 
-def test_resume_after_interrupted_epoch(tiny_corpus, tmp_path, monkeypatch):
+def test_speaker_batches(tiny_corpus, tmp_path, monkeypatch):
+    """``speakers_per_batch`` gives P speakers x K utterances a batch, with
+    new batches each epoch."""
+    recipe = _recipe()
+    seen = []
+    original = recipe.SpeakerBrain.on_fit_batch_start
+
+    def record(self, batch, *args):
+        seen.append((self.hparams.view_maker.epoch, list(batch.id)))
+        return original(self, batch, *args)
+
+    monkeypatch.setattr(recipe.SpeakerBrain, "on_fit_batch_start", record)
+    argv = [
+        os.path.join(HPARAMS, "ecapa_supcon_aam.yaml"),
+        f"--data_folder={tiny_corpus}",
+        f"--output_folder={tmp_path}",
+        *TINY_MODEL,
+        "--number_of_epochs=2",
+        "--speakers_per_batch=2",
+        "--utterances_per_speaker=3",
+    ]
+    recipe.main(argv)
+    train = recipe.read_manifest(
+        str(tmp_path / "manifests" / "synth_train.csv")
+    )
+    speaker = {row["ID"]: row["spk_id"] for row in train}
+    for epoch in (1, 2):
+        ids = [uid for e, batch in seen if e == epoch for uid in batch]
+        assert sorted(ids) == sorted(speaker)  # each utterance once
+    full = [batch for _, batch in seen if len(batch) == 6]
+    assert full
+    for batch in full:
+        counts = Counter(speaker[uid] for uid in batch)
+        assert sorted(counts.values()) == [3, 3]
+    assert [b for e, b in seen if e == 1] != [b for e, b in seen if e == 2]
+
+
+@pytest.mark.parametrize("extra", [(), ("--speakers_per_batch=2",)])
+def test_resume_after_interrupted_epoch(
+    tiny_corpus, tmp_path, monkeypatch, extra
+):
     """A run killed mid-epoch and resumed ends where an unbroken run ends,
-    augmentation and masking (half the views, drawn at random) included."""
+    augmentation and masking (half the views, drawn at random) and speaker
+    batches included."""
     common = (
         "--number_of_epochs=2",
         "--ckpt_interval_steps=1",
+        *extra,
     )
     yaml = "ecapa_emotion_invariant.yaml"
     _run(yaml, tiny_corpus, tmp_path / "unbroken", *common)

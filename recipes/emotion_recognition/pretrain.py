@@ -35,7 +35,6 @@ overridden on the command line.
 
 import csv
 import logging
-import math
 import os
 import random
 import sys
@@ -52,6 +51,7 @@ from emotion_invariant.clustering import ClusteringError
 from emotion_invariant.data.cluster_sampler import MODES, ClusterPairSampler
 from emotion_invariant.data.manifest import ManifestError, read_manifest
 from emotion_invariant.data.prepare import prepare
+from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.multiview import make_views, to_views
 from emotion_invariant.pretrained import load_pretrained_ecapa
@@ -187,133 +187,6 @@ be speaker-independent
             f"held-out {held_source} are in pretraining: emotion results on "
             "them would not be speaker-independent"
         )
-
-
-class SpeakerBatchSampler:
-    """Batches of a few speakers with several anchors each.
-
-    Within-speaker negatives need several utterances of a speaker in a
-    batch, which a plain shuffle of a large corpus rarely gives. Each
-    epoch, every speaker's utterances are ordered by taking its clusters in
-    turn (each cluster and the order of clusters shuffled), so consecutive
-    anchors come from different clusters, and cut into chunks of
-    ``anchors_per_speaker``; rounds of one chunk per speaker (speakers
-    shuffled) are concatenated and cut into batches of
-    ``speakers_per_batch`` chunks. Every utterance is an anchor once per
-    epoch; the draws depend on ``seed`` and the epoch only.
-
-    Arguments
-    ---------
-    speakers : sequence of str
-        Speaker of each dataset index.
-    clusters : sequence
-        Cluster of each dataset index (the speakers again if there are
-        no clusters).
-    anchors_per_speaker : int
-        Anchors of one speaker in a chunk (>= 1).
-    speakers_per_batch : int
-        Chunks in a batch (>= 1).
-    seed : int
-        Seed of the shuffles.
-
-    Example
-    -------
-    >>> sampler = SpeakerBatchSampler(
-    ...     ["a"] * 4 + ["b"] * 2, ["a0", "a0", "a1", "a1", "b0", "b0"],
-    ...     anchors_per_speaker=2, speakers_per_batch=2)
-    >>> batches = list(sampler)
-    >>> len(batches) == len(sampler) == 2
-    True
-    >>> sorted(i for batch in batches for i in batch)
-    [0, 1, 2, 3, 4, 5]
-    >>> clusters = ["a0", "a0", "a1", "a1"]  # speaker a's anchors alternate
-    >>> [sorted({clusters[i] for i in b if i < 4}) for b in batches]
-    [['a0', 'a1'], ['a0', 'a1']]
-    """
-
-    def __init__(
-        self,
-        speakers,
-        clusters,
-        anchors_per_speaker,
-        speakers_per_batch,
-        seed=0,
-    ):
-        if len(speakers) != len(clusters):
-            raise PretrainError(
-                f"{len(speakers)} speakers for {len(clusters)} clusters; need "
-                "one of each per utterance"
-            )
-        if anchors_per_speaker < 1 or speakers_per_batch < 1:
-            raise PretrainError(
-                "anchors_per_speaker and speakers_per_batch must be >= 1, got "
-                f"{anchors_per_speaker} and {speakers_per_batch}"
-            )
-        self.anchors_per_speaker = int(anchors_per_speaker)
-        self.speakers_per_batch = int(speakers_per_batch)
-        self.seed = seed
-        self.epoch = 0
-        self.groups = {}
-        for index, (spk, label) in enumerate(zip(speakers, clusters)):
-            self.groups.setdefault(spk, {}).setdefault(label, []).append(index)
-
-    def set_epoch(self, epoch):
-        """Draw the batches of ``epoch`` at the next iteration.
-
-        Arguments
-        ---------
-        epoch : int
-
-        Example
-        -------
-        >>> sampler = SpeakerBatchSampler(["a"] * 4, [0, 0, 1, 1], 2, 1)
-        >>> sampler.set_epoch(3)
-        >>> sampler.epoch
-        3
-        """
-        self.epoch = int(epoch)
-
-    def _chunks(self, rng):
-        chunks = {}
-        for spk in sorted(self.groups):
-            clusters = [list(rows) for rows in self.groups[spk].values()]
-            for rows in clusters:
-                rng.shuffle(rows)
-            rng.shuffle(clusters)
-            depth = max(len(rows) for rows in clusters)
-            order = [
-                rows[i]
-                for i in range(depth)
-                for rows in clusters
-                if i < len(rows)
-            ]
-            size = self.anchors_per_speaker
-            chunks[spk] = [
-                order[k : k + size] for k in range(0, len(order), size)
-            ]
-        return chunks
-
-    def __iter__(self):
-        rng = random.Random(f"{self.seed}:{self.epoch}")
-        chunks = self._chunks(rng)
-        order = []
-        while chunks:
-            active = sorted(chunks)
-            rng.shuffle(active)
-            for spk in active:
-                order.append(chunks[spk].pop(0))
-                if not chunks[spk]:
-                    del chunks[spk]
-        step = self.speakers_per_batch
-        for k in range(0, len(order), step):
-            yield [i for chunk in order[k : k + step] for i in chunk]
-
-    def __len__(self):
-        n_chunks = sum(
-            math.ceil(sum(map(len, groups.values())) / self.anchors_per_speaker)
-            for groups in self.groups.values()
-        )
-        return math.ceil(n_chunks / self.speakers_per_batch)
 
 
 def speaker_supcon(loss_fn, features, labels, groups=None):
@@ -685,9 +558,9 @@ def dataio_prep(hparams, rows, clusters):
     )
     batches = SpeakerBatchSampler(
         speakers,
-        clusters,
         hparams["anchors_per_speaker"],
         hparams["speakers_per_batch"],
+        groups=clusters,
         seed=seed,
     )
     hparams["batch_sampler"] = batches

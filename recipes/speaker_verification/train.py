@@ -13,7 +13,9 @@ Speaker Verification" are switched on in yaml, not here:
 - ``mask_ratio``: energy-guided masking of the view's loudest frames.
 
 ``ecapa_supcon_aam.yaml`` adds the supervised contrastive loss with additive
-angular margin (``supcon_weight``) over the views of each utterance.
+angular margin (``supcon_weight``) over the views of each utterance;
+``speakers_per_batch`` builds batches of a few speakers with several
+utterances each, so it also finds same-speaker positives across utterances.
 
 To run::
 
@@ -40,6 +42,7 @@ from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
 from emotion_invariant.data.manifest import ManifestError, read_manifest
 from emotion_invariant.data.parallel import ParallelIndex
 from emotion_invariant.data.prepare import prepare
+from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
 from emotion_invariant.data.trials import make_trials
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.losses.consistency import cosine_consistency
@@ -147,6 +150,8 @@ class SpeakerBrain(sb.core.Brain):
         """Reset statistics; draw new CopyPaste views each epoch."""
         if stage == sb.Stage.TRAIN:
             self.hparams.view_maker.set_epoch(epoch or 0)
+            if self.hparams.batch_sampler is not None:
+                self.hparams.batch_sampler.set_epoch(epoch or 0)
             self.stage_start = time.perf_counter()
             self.stats = Counter()
             self.view_kinds = Counter()
@@ -280,6 +285,7 @@ def dataio_prep(hparams):
     train.set_output_keys(
         ["id", "sig", "view_sig", "view_kind", "spk_id_encoded"]
     )
+    hparams["batch_sampler"] = speaker_batches(hparams, train, rows_by_id)
     valid.set_output_keys(["id", "sig"])
     try:
         hparams["dev_trials"] = make_trials(
@@ -293,6 +299,30 @@ def dataio_prep(hparams):
             f"checkpoint by verification EER: {err}"
         ) from err
     return train, valid, encoder
+
+
+def speaker_batches(hparams, train, rows_by_id):
+    """The P x K batch sampler when ``speakers_per_batch`` is set, else None.
+
+    It replaces the loader's shuffle: ``train_dataloader_options`` keeps
+    its other settings and gets the sampler as ``batch_sampler``.
+    """
+    if hparams["speakers_per_batch"] is None:
+        return None
+    speakers = [rows_by_id[uid]["spk_id"] for uid in train.data_ids]
+    sampler = SpeakerBatchSampler(
+        speakers,
+        hparams["utterances_per_speaker"],
+        hparams["speakers_per_batch"],
+        seed=hparams["seed"],
+    )
+    options = {
+        key: value
+        for key, value in hparams["train_dataloader_options"].items()
+        if key not in ("batch_size", "shuffle", "drop_last", "sampler")
+    }
+    hparams["train_dataloader_options"] = {**options, "batch_sampler": sampler}
+    return sampler
 
 
 def resize_classifier(classifier, n_speakers):
