@@ -444,13 +444,7 @@ def test_finetune_from_pretrained_encoder(pretrain, file_run, data, tmp_path):
         torch.testing.assert_close(
             brain.embed(wavs, lens), pre_brain.embed(wavs, lens)
         )
-    brain.fit(
-        hparams["epoch_counter"],
-        datasets["train"],
-        datasets["dev"],
-        train_loader_kwargs=hparams["train_dataloader_options"],
-        valid_loader_kwargs=hparams["valid_dataloader_options"],
-    )
+    recipe.fit(brain, hparams, datasets)
     ser_log = (tmp_path / "ser" / "train_log.txt").read_text()
     assert len(re.findall(r"valid UA: ", ser_log)) == 2
 
