@@ -354,10 +354,18 @@ def test_fold_all_runs_every_fold(recipe, tiny_corpus, tmp_path):
     assert recipe.requested_folds([*argv, "--fold", "2"]) == ["2"]
 
 
-def test_evaluate_reproduces_the_best_checkpoint(recipe, tiny_corpus, tmp_path):
-    """Re-evaluating a finished run gives the same report, bit for bit."""
+@pytest.mark.parametrize("norm_type", ["sentence", "global"])
+def test_evaluate_reproduces_the_best_checkpoint(
+    recipe, tiny_corpus, tmp_path, norm_type
+):
+    """Re-evaluating a finished run gives the same report, bit for bit; with
+    global normalisation, that needs the training mean from the checkpoint."""
     argv = _argv(
-        "ser_adversarial.yaml", tiny_corpus, tmp_path, "--number_of_epochs=2"
+        "ser_adversarial.yaml",
+        tiny_corpus,
+        tmp_path,
+        "--number_of_epochs=2",
+        f"--norm_type={norm_type}",
     )
     recipe.main(argv)
     first = json.loads((tmp_path / "eval" / "report.json").read_text())
@@ -365,6 +373,12 @@ def test_evaluate_reproduces_the_best_checkpoint(recipe, tiny_corpus, tmp_path):
     assert len(ckpts) == 1  # only the best dev UA is kept
     log = (tmp_path / "train_log.txt").read_text()
     assert first["best_dev_ua"] == pytest.approx(max(_valid_ua(log)), rel=1e-2)
+    normalizer = torch.load(ckpts[0] / "normalizer.ckpt")
+    if norm_type == "global":
+        assert normalizer["count"] > 0
+        assert normalizer["glob_mean"].abs().sum() > 0
+    else:
+        assert normalizer["count"] == 0
     _load("evaluate").main(argv)
     again = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert again == first
