@@ -118,6 +118,9 @@ PT := $(SER)/pretrain.py
 PT_DIR ?= results/pretraining
 PT_SPEAKER_MODEL ?= $(ABLATION_DIR)/baseline/1
 PT_EPOCHS ?= 3
+# The fbank normalisation of pretraining and fine-tuning alike (the
+# table in the README was run with sentence).
+PT_NORM ?= sentence
 PT_random := --positives=random_same_speaker
 PT_cluster :=
 PT_cluster_multitask := --multitask=speaker
@@ -160,12 +163,13 @@ pretrain-run:
 	$(PY) $(PT) $(SER_HP)/pretrain_cluster_contrastive.yaml --seed=$(SEED) \
 		--data_folder=$(DEMO_DATA) --number_of_epochs=$(PT_EPOCHS) \
 		--clusters_file=$(PT_DIR)/clusters/clusters.csv \
+		--norm_type=$(PT_NORM) \
 		--output_folder=$(PT_DIR)/$(ROW)/$(SEED) $(PT_$(ROW))
 
 finetune-run:
 	$(PY) $(SER)/train.py $(SER_HP)/ser_baseline.yaml --seed=$(SEED) \
 		--data_folder=$(DEMO_DATA) --number_of_epochs=$(SER_EPOCHS) \
-		--label_fraction=$(FRACTION) \
+		--label_fraction=$(FRACTION) --norm_type=$(PT_NORM) \
 		--output_folder=$(PT_DIR)/finetune/$(ROW)_$(FRACTION)/$(SEED) \
 		$(if $(filter none,$(ROW)),,--pretrained_encoder=$(PT_DIR)/$(ROW)/$(SEED))
 
