@@ -395,6 +395,9 @@ def test_adversary_reverses_the_encoder_gradient(recipe, tiny_corpus, tmp_path):
         "--grl_warmup=0",
         "--entropy_weight=0.0",
         "--adv_memory=0",
+        # Per-utterance statistics: the passes below run in eval mode, where
+        # a global normaliser would need a trained mean.
+        "--norm_type=sentence",
     )
     brain, hparams, data = recipe.build(argv)
     loader = sb.dataio.dataloader.make_dataloader(data["train"], batch_size=4)
@@ -461,6 +464,7 @@ def test_replay_trains_the_head_only(recipe, tiny_corpus, tmp_path):
         "--adv_memory=64",
         "--adv_replay=16",
         "--entropy_weight=0.0",
+        "--norm_type=sentence",  # eval-mode passes, as above
     )
     brain, hparams, data = recipe.build(argv)
     loader = sb.dataio.dataloader.make_dataloader(data["train"], batch_size=4)

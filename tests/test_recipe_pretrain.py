@@ -3,6 +3,7 @@
 import csv
 import doctest
 import importlib.util
+import logging
 import os
 import re
 import runpy
@@ -386,7 +387,7 @@ def test_label_budget(pretrain):
 
 def _ser_argv(data, out, train, *extra):
     manifests = data.manifests
-    return [
+    argv = [
         os.path.join(HPARAMS, "ser_baseline.yaml"),
         f"--data_folder={data.corpus}",
         f"--output_folder={out}",
@@ -402,6 +403,9 @@ def _ser_argv(data, out, train, *extra):
         *ENCODER,
         *extra,
     ]
+    if not any(arg.startswith("--norm_type=") for arg in extra):
+        argv.append("--norm_type=sentence")  # the pretraining's
+    return argv
 
 
 def test_finetune_from_pretrained_encoder(pretrain, file_run, data, tmp_path):
@@ -447,6 +451,44 @@ def test_finetune_from_pretrained_encoder(pretrain, file_run, data, tmp_path):
     recipe.fit(brain, hparams, datasets)
     ser_log = (tmp_path / "ser" / "train_log.txt").read_text()
     assert len(re.findall(r"valid UA: ", ser_log)) == 2
+
+
+class _Records(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def test_finetune_warns_of_another_normalisation(file_run, data, tmp_path):
+    """Fine-tuning on features normalised unlike the pretraining's is
+    allowed, and said; the same normalisation says nothing."""
+    out = file_run[0]
+    recipe = _load("train")
+    train = data.manifests / "synth_train.csv"
+    # SpeechBrain's logging set-up stops propagation: listen on the recipe's
+    # own logger.
+    records = _Records()
+    recipe.logger.addHandler(records)
+    try:
+        for norm, warned in (("global", True), ("sentence", False)):
+            records.messages.clear()
+            argv = _ser_argv(
+                data,
+                tmp_path / norm,
+                train,
+                f"--pretrained_encoder={out / 'save'}",
+                f"--norm_type={norm}",
+            )
+            recipe.build(argv)
+            said = [m for m in records.messages if "was pretrained with" in m]
+            assert bool(said) is warned, norm
+            if warned:
+                assert "norm_type: sentence, this run uses" in said[0]
+    finally:
+        recipe.logger.removeHandler(records)
 
 
 def test_finetune_rejects_unlabelled_rows(data, tmp_path):

@@ -82,6 +82,36 @@ summarize = _evaluation.summarize
 _pretraining = _load_sibling("pretrain.py")
 
 
+def pretraining_norm_type(path):
+    """The ``norm_type`` of the pretraining run that wrote ``path`` (its
+    ``encoder.ckpt``, output folder, ``save`` folder or a checkpoint in it),
+    read from that run's ``hyperparams.yaml``; None where there is none.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> run = tempfile.mkdtemp()
+    >>> with open(os.path.join(run, "hyperparams.yaml"), "w") as f:
+    ...     _ = f.write("seed: 1\\nnorm_type: sentence\\n")
+    >>> pretraining_norm_type(os.path.join(run, "encoder.ckpt"))
+    'sentence'
+    >>> pretraining_norm_type(tempfile.mkdtemp()) is None
+    True
+    """
+    folder = os.path.abspath(path)
+    for _ in range(3):  # encoder.ckpt, save/CKPT+*/ or the folder itself
+        if os.path.isdir(folder):
+            yaml = os.path.join(folder, "hyperparams.yaml")
+            if os.path.isfile(yaml):
+                with open(yaml, encoding="utf-8") as f:
+                    for line in f:
+                        if line.startswith("norm_type:"):
+                            return line.split(":", 1)[1].strip()
+                return None
+        folder = os.path.dirname(folder)
+    return None
+
+
 class EmotionBrain(sb.core.Brain):
     """ECAPA-TDNN emotion classifier with an optional speaker adversary."""
 
@@ -610,9 +640,17 @@ def build(argv, fold=None):
     resize_output(hparams["adversary"].head, max(2, n_speakers))
     if hparams["pretrained_encoder"]:
         # A checkpoint of this run, if any, is recovered over it in fit().
-        _pretraining.load_pretrained_encoder(
+        used = _pretraining.load_pretrained_encoder(
             hparams["pretrained_encoder"], hparams["embedding_model"]
         )
+        pretrained_norm = pretraining_norm_type(used)
+        if pretrained_norm not in (None, hparams["norm_type"]):
+            logger.warning(
+                f"{used} was pretrained with norm_type: {pretrained_norm}, "
+                f"this run uses norm_type: {hparams['norm_type']}; pass "
+                f"--norm_type={pretrained_norm} to fine-tune on the features "
+                "the encoder learned from"
+            )
     brain = EmotionBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
