@@ -468,8 +468,8 @@ def test_finetune_warns_of_another_normalisation(file_run, data, tmp_path):
     out = file_run[0]
     recipe = _load("train")
     train = data.manifests / "synth_train.csv"
-    # SpeechBrain's logging set-up stops propagation: listen on the recipe's
-    # own logger.
+    # build() runs SpeechBrain's logging set-up, whose dictConfig replaces
+    # the root handlers (caplog's among them): listen on the recipe's logger.
     records = _Records()
     recipe.logger.addHandler(records)
     try:
