@@ -28,6 +28,9 @@ DEFAULT_NAMES = {
     "mean_var_norm_emb": "mean_var_norm_emb.ckpt",
     "label_encoder": "label_encoder.txt",
 }
+#: Other names a role's file has in published folders: SpeechBrain's older
+#: name for the label encoder's text file.
+ALTERNATIVE_NAMES = {"label_encoder": ("label_encoder.ckpt",)}
 NORM_KEYS = ("count", "glob_mean", "glob_std")
 
 
@@ -186,10 +189,14 @@ def _check_encoder(path, encoder):
 
 def _find(ckpt_dir, root, role, names):
     name = names[role]
+    candidates = [name]
+    if name == DEFAULT_NAMES[role]:
+        candidates += ALTERNATIVE_NAMES.get(role, ())
     folders = list(dict.fromkeys((ckpt_dir, root)))
-    for candidate in folders:
-        if (candidate / name).is_file():
-            return candidate / name
+    for candidate in candidates:
+        for folder in folders:
+            if (folder / candidate).is_file():
+                return folder / candidate
     where = " or ".join(str(f) for f in folders)
     raise PretrainedError(
         f"{name} not found in {where} for {role} "
@@ -217,7 +224,7 @@ def load_pretrained_ecapa(
     shape mismatches name the tensor and both shapes, missing and
     unexpected keys are named. ``label_encoder.txt`` is looked up in the
     checkpoint folder, then in ``folder`` (where SpeechBrain recipes keep
-    it).
+    it), then under the published model's name ``label_encoder.ckpt``.
 
     Arguments
     ---------

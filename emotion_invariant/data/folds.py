@@ -7,8 +7,11 @@ deterministically from a seed, with each gender spread evenly across
 folds and splits.
 """
 
+import os
 import random
 from collections import defaultdict
+
+from emotion_invariant.data.manifest import ManifestError
 
 
 def _gender_groups(genders, seed):
@@ -141,3 +144,220 @@ def group_by(assignment):
     # Shorter labels first: numeric ones then sort by value ("2" before "10").
     labels = sorted(groups, key=lambda label: (len(label), label))
     return {label: sorted(groups[label]) for label in labels}
+
+
+def fold_of_speakers(rows, n_folds=5, seed=0, source="<manifest>"):
+    """Each speaker's fold: the manifest's ``fold`` column, else drawn.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Manifest rows.
+    n_folds : int
+        Folds to draw (gender-balanced, by
+        :func:`emotion_invariant.data.folds.speaker_folds`) when the rows
+        have no ``fold`` column.
+    seed : int
+        Seed of drawn folds.
+    source : str
+        The manifest's name, for errors.
+
+    Returns
+    -------
+    dict
+        Speaker -> fold label; speakers with an empty fold (a corpus's
+        unnamed speakers) are left out.
+
+    Example
+    -------
+    >>> rows = [{"spk_id": s, "fold": f} for s, f in zip("abcd", "1122")]
+    >>> fold_of_speakers(rows)
+    {'a': '1', 'b': '1', 'c': '2', 'd': '2'}
+    >>> rows = [{"spk_id": s, "gender": "m"} for s in "abcdef"]
+    >>> sorted(fold_of_speakers(rows, n_folds=3).values())
+    ['1', '1', '2', '2', '3', '3']
+    """
+    if all("fold" in row for row in rows):
+        folds = {}
+        for row in rows:
+            spk, fold = row["spk_id"], str(row["fold"])
+            if folds.setdefault(spk, fold) != fold:
+                raise ManifestError(
+                    f"{source}: speaker {spk!r} is in fold {folds[spk]!r} "
+                    f"and in fold {fold!r} (ID {row['ID']})"
+                )
+        return {spk: fold for spk, fold in folds.items() if fold}
+    genders = {row["spk_id"]: row.get("gender", "") for row in rows}
+    if not 2 <= n_folds <= len(genders):
+        raise ManifestError(
+            f"{source}: cannot draw {n_folds} speaker folds from "
+            f"{len(genders)} speakers"
+        )
+    return speaker_folds(genders, held_out=len(genders) / n_folds, seed=seed)
+
+
+def fold_split(
+    rows, fold_of, fold, dev_fraction=0.15, seed=0, source="<manifest>"
+):
+    """Rows of one fold's test speakers, dev speakers and training speakers.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Manifest rows.
+    fold_of : dict
+        Speaker -> fold label (see :func:`fold_of_speakers`); rows of other
+        speakers are left out.
+    fold : str
+        The test fold.
+    dev_fraction : float
+        Fraction of the other speakers held out for dev (at least one,
+        drawn gender-balanced with ``seed``).
+    seed : int
+        Seed of the dev speakers.
+    source : str
+        The manifest's name, for errors.
+
+    Returns
+    -------
+    dict
+        ``{"train": rows, "dev": rows, "test": rows}``.
+
+    Example
+    -------
+    >>> rows = [{"spk_id": s, "gender": ""} for s in "abcdef"]
+    >>> fold_of = dict(zip("abcdef", "112233"))
+    >>> parts = fold_split(rows, fold_of, "2")
+    >>> [sorted({r["spk_id"] for r in parts[k]}) for k in ("test", "dev")]
+    [['c', 'd'], ['e']]
+    """
+    fold = str(fold)
+    folds = group_by(fold_of)
+    if fold not in folds:
+        raise ManifestError(
+            f"{source}: fold {fold!r} does not exist; the folds are "
+            + " ".join(folds)
+        )
+    others = sorted(spk for spk, f in fold_of.items() if f != fold)
+    n_dev = max(1, round(dev_fraction * len(others)))
+    if len(others) - n_dev < 2:
+        raise ManifestError(
+            f"{source}: fold {fold!r} leaves {len(others)} speakers for dev "
+            f"and training; at least {n_dev + 2} are needed"
+        )
+    genders = {row["spk_id"]: row.get("gender", "") for row in rows}
+    draw = speaker_folds({s: genders[s] for s in others}, n_dev, seed)
+    role = {spk: "test" for spk in folds[fold]}
+    role.update({s: "dev" if f == "1" else "train" for s, f in draw.items()})
+    parts = {"train": [], "dev": [], "test": []}
+    for row in rows:
+        if row["spk_id"] in role:
+            parts[role[row["spk_id"]]].append(row)
+    return parts
+
+
+def check_speaker_independent(parts, sources=None):
+    """Fail unless the test speakers are absent from training and dev.
+
+    Arguments
+    ---------
+    parts : dict
+        ``"train"``, ``"dev"`` and ``"test"`` -> manifest rows.
+    sources : dict, optional
+        The same keys -> file names, for the error message.
+
+    Example
+    -------
+    >>> parts = {"train": [{"spk_id": "a"}], "dev": [{"spk_id": "b"}],
+    ...          "test": [{"spk_id": "a"}]}
+    >>> check_speaker_independent(parts)
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.data.manifest.ManifestError: speaker(s) a of test \
+are in train too: results would not be speaker-independent
+    """
+    sources = sources or {}
+    test = {row["spk_id"] for row in parts["test"]}
+    for name in ("train", "dev"):
+        shared = sorted(test & {row["spk_id"] for row in parts[name]})
+        if shared:
+            where = " and ".join(
+                sources[k] for k in ("test", name) if k in sources
+            )
+            raise ManifestError(
+                (f"{where}: " if where else "")
+                + f"speaker(s) {' '.join(shared[:5])}"
+                + (f" and {len(shared) - 5} more" if len(shared) > 5 else "")
+                + f" of test are in {name} too: results would not be "
+                "speaker-independent"
+            )
+
+
+def write_fold(
+    source,
+    fold,
+    out_folder,
+    n_folds=5,
+    seed=0,
+    dev_fraction=0.15,
+    max_per_condition=None,
+):
+    """Write one fold's manifests and its test speakers' trial list.
+
+    The fold's speakers are the test set, a gender-balanced draw of the
+    others the dev set, the rest the training set; ``train.csv``,
+    ``dev.csv``, ``test.csv`` and ``trials.txt`` (emotional trials of the
+    test speakers) go to ``out_folder``, each written atomically.
+
+    Arguments
+    ---------
+    source : str
+        The corpus's full manifest (its ``fold`` column, else ``n_folds``
+        folds drawn with ``seed``).
+    fold : str
+        The test fold.
+    out_folder : str
+        Where the four files go.
+    n_folds, seed, dev_fraction
+        As :func:`fold_of_speakers` and :func:`fold_split` take them.
+    max_per_condition : int, optional
+        Cap on target and non-target trials per condition.
+
+    Returns
+    -------
+    dict
+        ``train``, ``dev``, ``test``, ``trials`` -> path.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from emotion_invariant.data.manifest import write_manifest
+    >>> rows = [{"ID": f"{s}{e}{i}", "duration": 1.0, "wav": f"{s}{e}{i}.wav",
+    ...          "spk_id": s, "emo": e, "fold": f}
+    ...         for s, f in zip("abcdef", "112233")
+    ...         for e in ("neu", "ang") for i in range(2)]
+    >>> d = tempfile.mkdtemp()
+    >>> write_manifest(rows, os.path.join(d, "all.csv"))
+    >>> out = write_fold(os.path.join(d, "all.csv"), "3", d)
+    >>> from emotion_invariant.data.manifest import read_manifest
+    >>> sorted({r["spk_id"] for r in read_manifest(out["test"])})
+    ['e', 'f']
+    """
+    from emotion_invariant.data.manifest import read_manifest, write_manifest
+    from emotion_invariant.data.trials import make_trials, write_trials
+
+    rows = read_manifest(source)
+    fold_of = fold_of_speakers(rows, n_folds, seed, source)
+    parts = fold_split(rows, fold_of, fold, dev_fraction, seed, source)
+    check_speaker_independent(parts)
+    os.makedirs(out_folder, exist_ok=True)
+    paths = {
+        name: os.path.join(out_folder, f"{name}.csv")
+        for name in ("train", "dev", "test")
+    }
+    paths["trials"] = os.path.join(out_folder, "trials.txt")
+    trials = make_trials(parts["test"], seed, max_per_condition)
+    for name in ("train", "dev", "test"):
+        write_manifest(parts[name], paths[name])
+    write_trials(trials, paths["trials"])
+    return paths

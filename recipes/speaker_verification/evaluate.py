@@ -12,12 +12,21 @@ and minDCF overall and per condition), ``report_det.png`` (DET curves) and
     python recipes/speaker_verification/evaluate.py \\
         hparams/speaker_verification/ecapa_emotion_invariant.yaml \\
         --data_folder results/demo/corpus --output_folder results/sv/ei
+
+With no checkpoint in the output folder, the model of ``pretrained_path``
+is evaluated as it is (zero-shot): the first thing to run on a new corpus::
+
+    python recipes/speaker_verification/evaluate.py \\
+        hparams/speaker_verification/ecapa_voxceleb_finetune.yaml \\
+        --corpus ravdess --data_folder /path/to/Audio_Speech_Actors_01-24 \\
+        --experiment zero_shot --output_folder results/ravdess/zero_shot
 """
+
+import logging
 
 import os
 import sys
 
-import speechbrain as sb
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -33,6 +42,8 @@ from emotion_invariant.scoring import (
 )
 from emotion_invariant.scoring.report import markdown_table
 from emotion_invariant.utils import atomic_path
+
+logger = logging.getLogger(__name__)
 
 
 def _embedder(brain):
@@ -57,7 +68,17 @@ def evaluate(brain, hparams):
     dict
         The verification report (also written to ``eval_folder``).
     """
-    brain.checkpointer.recover_if_possible(min_key="EER")
+    if brain.checkpointer.recover_if_possible(min_key="EER") is None:
+        if not hparams["pretrained_path"]:
+            raise ValueError(
+                f"{hparams['save_folder']}: no checkpoint and no "
+                "pretrained_path: there is no trained model to evaluate"
+            )
+        logger.info(
+            "no checkpoint in %s: evaluating %s as it is (zero-shot)",
+            hparams["save_folder"],
+            hparams["pretrained_path"],
+        )
     brain.modules.eval()
     out = hparams["eval_folder"]
     os.makedirs(out, exist_ok=True)
@@ -130,20 +151,9 @@ def plot_emotion_eer(report, path):
 def main(argv=None):
     """Evaluate the best checkpoint of a finished (or running) training."""
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from train import SpeakerBrain, dataio_prep, resize_classifier
+    from train import build
 
-    from emotion_invariant.hparams import load_hparams
-
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv or sys.argv[1:])
-    hparams, _, _ = load_hparams(hparams_file, overrides)
-    _, _, encoder = dataio_prep(hparams)
-    resize_classifier(hparams["classifier"], len(encoder))
-    brain = SpeakerBrain(
-        modules=hparams["modules"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-    )
+    brain, hparams, _, _ = build(argv or sys.argv[1:], train=False)
     with torch.no_grad():
         return evaluate(brain, hparams)
 

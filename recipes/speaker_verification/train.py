@@ -27,6 +27,7 @@ To run::
 every other yaml key can be overridden on the command line.
 """
 
+import copy
 import logging
 import os
 import random
@@ -39,6 +40,7 @@ import torch
 from speechbrain.utils.distributed import run_on_main
 
 from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
+from emotion_invariant.data.folds import write_fold
 from emotion_invariant.data.manifest import ManifestError, read_manifest
 from emotion_invariant.data.parallel import ParallelIndex
 from emotion_invariant.data.prepare import prepare
@@ -46,9 +48,15 @@ from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
 from emotion_invariant.data.trials import make_trials
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.losses.consistency import cosine_consistency
+from emotion_invariant.models.finetune import (
+    L2SP,
+    batchnorm_eval,
+    freeze_lower_blocks,
+    imprint_head,
+)
 from emotion_invariant.multiview import make_views, to_views
 from emotion_invariant.pretrained import load_pretrained_ecapa
-from emotion_invariant.scoring.extract import read_audio
+from emotion_invariant.scoring.extract import extract_embeddings, read_audio
 from emotion_invariant.scoring.metrics import eer
 from emotion_invariant.scoring.pipeline import score_trials
 from emotion_invariant.utils import step_seed
@@ -75,6 +83,20 @@ class SpeakerBrain(sb.core.Brain):
         augments and masks each batch as an unbroken run does."""
         epoch = self.hparams.epoch_counter.current
         torch.manual_seed(step_seed(self.hparams.seed, epoch, self.step))
+        # Fine-tuning: the head trains alone for its warm-up steps; frozen
+        # blocks and (with freeze_bn) every batch norm keep their
+        # pretrained statistics.
+        hp = self.hparams
+        warm = self.optimizer_step < hp.head_warmup_steps
+        for param in hp.encoder_trainable:
+            param.requires_grad_(not warm)
+        encoder = self.modules.embedding_model
+        if warm:
+            encoder.eval()
+        elif hp.freeze_bn:
+            batchnorm_eval(encoder)
+        for block in hp.frozen_blocks:
+            block.eval()
 
     def compute_forward(self, batch, stage):
         """Embeddings, and when training the speaker logits of every view."""
@@ -107,7 +129,12 @@ class SpeakerBrain(sb.core.Brain):
         feats = self.modules.mean_var_norm(feats, lens)
         embeddings = self.modules.embedding_model(feats, lens)
         logits = self.modules.classifier(embeddings)
-        return logits, embeddings, lens, spk
+        pretrained = None
+        if self.hparams.teacher is not None:
+            # The pretrained model's embedding of each (unmasked) anchor.
+            with torch.no_grad():
+                pretrained = self.hparams.teacher(feats[:n], lens[:n])
+        return logits, embeddings, lens, spk, pretrained
 
     def embed(self, wavs, lens):
         """Speaker embeddings ``[B, 1, D]`` of padded waveforms."""
@@ -117,7 +144,7 @@ class SpeakerBrain(sb.core.Brain):
 
     def compute_objectives(self, predictions, batch, stage):
         """Weighted AAM-softmax, cosine consistency and SupCon losses."""
-        logits, embeddings, lens, spk = predictions
+        logits, embeddings, lens, spk, pretrained = predictions
         n = len(batch.id)
         hp = self.hparams
         loss = torch.zeros((), device=self.device)
@@ -126,9 +153,22 @@ class SpeakerBrain(sb.core.Brain):
             loss = loss + hp.aam_weight * aam
             self.stats["aam"] += aam.item()
         if hp.erl_weight > 0:
-            erl = cosine_consistency(embeddings[:n], embeddings[n : 2 * n])
+            # The view is pulled towards its anchor as embedded now, or as
+            # the pretrained model embedded it (erl_target: pretrained).
+            target = pretrained if hp.erl_target == "pretrained" else None
+            if target is None:
+                target = embeddings[:n]
+            erl = cosine_consistency(target, embeddings[n : 2 * n])
             loss = loss + hp.erl_weight * erl
             self.stats["erl"] += erl.item()
+        if hp.distill_weight > 0:
+            distill = cosine_consistency(pretrained, embeddings[:n])
+            loss = loss + hp.distill_weight * distill
+            self.stats["distill"] += distill.item()
+        if hp.l2sp_weight > 0:
+            l2sp = hp.l2sp(self.modules.embedding_model)
+            loss = loss + hp.l2sp_weight * l2sp
+            self.stats["l2sp"] += l2sp.item()
         if hp.supcon_weight > 0:
             features = to_views(embeddings, embeddings.shape[0] // n)
             supcon = hp.supcon_loss(features, spk[:n].squeeze(-1))
@@ -146,12 +186,22 @@ class SpeakerBrain(sb.core.Brain):
             self.dev_embeddings[uid] = emb
         return torch.zeros((), device=self.device)
 
+    def on_fit_start(self):
+        """Move the pretrained copies next to the model, then recover."""
+        super().on_fit_start()
+        if self.hparams.teacher is not None:
+            self.hparams.teacher.to(self.device)
+        if self.hparams.l2sp is not None:
+            self.hparams.l2sp.to(self.device)
+
     def on_stage_start(self, stage, epoch=None):
         """Reset statistics; draw new CopyPaste views each epoch."""
         if stage == sb.Stage.TRAIN:
             self.hparams.view_maker.set_epoch(epoch or 0)
             if self.hparams.batch_sampler is not None:
                 self.hparams.batch_sampler.set_epoch(epoch or 0)
+            if self.hparams.epoch_sampler is not None:
+                self.hparams.epoch_sampler.set_epoch(epoch or 0)
             self.stage_start = time.perf_counter()
             self.stats = Counter()
             self.view_kinds = Counter()
@@ -164,7 +214,7 @@ class SpeakerBrain(sb.core.Brain):
             batches = max(1, self.stats["batches"])
             seconds = time.perf_counter() - self.stage_start
             self.train_stats = {"loss": stage_loss, "seconds": round(seconds)}
-            for term in ("aam", "erl", "supcon"):
+            for term in ("aam", "erl", "supcon", "distill", "l2sp"):
                 if getattr(self.hparams, f"{term}_weight") > 0:
                     self.train_stats[term] = self.stats[term] / batches
             total = sum(self.view_kinds.values()) or 1
@@ -202,13 +252,41 @@ def _has(brain, trial):
 
 
 def prepare_data(hparams):
-    """Manifests, splits and trials of the corpus (demo corpus or real)."""
+    """Manifests, splits and trials of the corpus (demo corpus or real);
+    with ``fold: K``, fold K's own manifests and trials."""
     prepare(
         hparams["corpus"],
         hparams["data_folder"],
         hparams["manifest_folder"],
         max_per_condition=hparams["max_trials_per_condition"],
     )
+    if hparams["fold"] is not None:
+        write_fold(
+            hparams["full_annotation"],
+            str(hparams["fold"]),
+            fold_folder(hparams),
+            hparams["n_folds"],
+            hparams["fold_seed"],
+            hparams["fold_dev_fraction"],
+            hparams["max_trials_per_condition"],
+        )
+
+
+def fold_folder(hparams):
+    """Where fold K's manifests and trials live."""
+    return os.path.join(hparams["manifest_folder"], f"fold_{hparams['fold']}")
+
+
+def use_fold(hparams):
+    """Point the annotation keys at fold K's files."""
+    folder = fold_folder(hparams)
+    for key, name in (
+        ("train_annotation", "train.csv"),
+        ("valid_annotation", "dev.csv"),
+        ("test_annotation", "test.csv"),
+        ("trials_file", "trials.txt"),
+    ):
+        hparams[key] = os.path.join(folder, name)
 
 
 def dataio_prep(hparams):
@@ -286,6 +364,7 @@ def dataio_prep(hparams):
         ["id", "sig", "view_sig", "view_kind", "spk_id_encoded"]
     )
     hparams["batch_sampler"] = speaker_batches(hparams, train, rows_by_id)
+    hparams["epoch_sampler"] = epoch_sampler(hparams, train)
     valid.set_output_keys(["id", "sig"])
     try:
         hparams["dev_trials"] = make_trials(
@@ -325,6 +404,28 @@ def speaker_batches(hparams, train, rows_by_id):
     return sampler
 
 
+def epoch_sampler(hparams, train):
+    """A sampler of ``utterances_per_epoch`` random utterances, else None.
+
+    Fine-tuning a large pretrained model on a CPU is paid per step: this
+    fixes the budget of an epoch whatever the corpus size.
+    """
+    n = hparams["utterances_per_epoch"]
+    if n is None:
+        return None
+    if hparams["speakers_per_batch"] is not None:
+        raise ValueError(
+            "utterances_per_epoch and speakers_per_batch cannot both be set"
+        )
+    sampler = sb.dataio.sampler.ReproducibleRandomSampler(
+        train, seed=hparams["seed"], num_samples=n
+    )
+    options = dict(hparams["train_dataloader_options"])
+    options.pop("shuffle", None)
+    hparams["train_dataloader_options"] = {**options, "sampler": sampler}
+    return sampler
+
+
 def resize_classifier(classifier, n_speakers):
     """Give the AAM head one row per training speaker (fresh weights)."""
     weight = torch.empty(n_speakers, classifier.weight.shape[1])
@@ -332,13 +433,15 @@ def resize_classifier(classifier, n_speakers):
     classifier.weight = torch.nn.Parameter(weight)
 
 
-def build(argv):
+def build(argv, train=True):
     """Parse arguments, prepare data and build the Brain.
 
     Arguments
     ---------
     argv : list of str
         ``hparams_file [--overrides]`` as on the command line.
+    train : bool
+        False to evaluate only (no head initialisation).
 
     Returns
     -------
@@ -355,6 +458,8 @@ def build(argv):
     )
     if not hparams["skip_prep"]:
         run_on_main(prepare_data, kwargs={"hparams": hparams})
+    if hparams["fold"] is not None:
+        use_fold(hparams)
     train, valid, encoder = dataio_prep(hparams)
     resize_classifier(hparams["classifier"], len(encoder))
     if hparams["pretrained_path"]:
@@ -362,6 +467,7 @@ def build(argv):
         load_pretrained_ecapa(
             hparams["pretrained_path"], hparams["embedding_model"]
         )
+    setup_finetuning(hparams)
     brain = SpeakerBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
@@ -369,7 +475,71 @@ def build(argv):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
+    if train and hparams["head_init"] == "imprint" and not _resuming(hparams):
+        imprint_classifier(brain, hparams, encoder)
     return brain, hparams, train, valid
+
+
+def setup_finetuning(hparams):
+    """Frozen blocks, the pretrained copies the losses compare against."""
+    encoder = hparams["embedding_model"]
+    needs_teacher = (
+        hparams["distill_weight"] > 0
+        or hparams["erl_target"] == "pretrained"
+        and hparams["erl_weight"] > 0
+    )
+    if hparams["erl_target"] not in ("view", "pretrained"):
+        raise ValueError(
+            f"erl_target: {hparams['erl_target']!r}; expected view or "
+            "pretrained"
+        )
+    if hparams["head_init"] not in ("random", "imprint"):
+        raise ValueError(
+            f"head_init: {hparams['head_init']!r}; expected random or imprint"
+        )
+    if needs_teacher and not hparams["pretrained_path"]:
+        raise ValueError(
+            "distill_weight > 0 and erl_target: pretrained compare with the "
+            "pretrained model: set pretrained_path"
+        )
+    hparams["frozen_blocks"] = freeze_lower_blocks(
+        encoder, hparams["freeze_blocks"]
+    )
+    hparams["encoder_trainable"] = [
+        p for p in encoder.parameters() if p.requires_grad
+    ]
+    hparams["teacher"] = None
+    if needs_teacher:
+        teacher = copy.deepcopy(encoder).eval().requires_grad_(False)
+        hparams["teacher"] = teacher
+    hparams["l2sp"] = L2SP(encoder) if hparams["l2sp_weight"] > 0 else None
+
+
+def _resuming(hparams):
+    return hparams["checkpointer"].find_checkpoint() is not None
+
+
+def imprint_classifier(brain, hparams, encoder):
+    """Start the AAM head from each speaker's mean pretrained embedding."""
+    rows = read_manifest(hparams["train_annotation"])
+    per_speaker = Counter()
+    chosen = []
+    for row in sorted(rows, key=lambda r: r["ID"]):
+        if per_speaker[row["spk_id"]] < hparams["imprint_utterances"]:
+            per_speaker[row["spk_id"]] += 1
+            chosen.append(row)
+    brain.modules.eval()
+    ids, embeddings = extract_embeddings(
+        chosen,
+        brain.embed,
+        batch_size=hparams["eval_batch_size"],
+        device=brain.device,
+        data_root=hparams["data_folder"],
+        sample_rate=hparams["sample_rate"],
+    )
+    speaker_of = {row["ID"]: row["spk_id"] for row in chosen}
+    labels = torch.tensor([encoder.lab2ind[speaker_of[i]] for i in ids])
+    imprint_head(brain.modules.classifier.weight, embeddings, labels)
 
 
 def main(argv=None):

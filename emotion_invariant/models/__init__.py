@@ -1,0 +1,1 @@
+"""Pretrained speaker models: offline acquisition of the published ECAPA."""
