@@ -244,3 +244,180 @@ def test_corrupt_pretrained_folder_fails_clearly(tiny_corpus, tmp_path):
             "--number_of_epochs=0",
             f"--pretrained_path={folder}",
         )
+
+
+def _published_tiny(folder):
+    """A tiny model in the published layout, label_encoder.ckpt included."""
+    model = _pretrained_folder(folder)
+    encoder = sb.dataio.encoder.CategoricalEncoder()
+    encoder.update_from_iterable(["id00001", "id00002"])
+    encoder.save(folder / "label_encoder.ckpt")
+    return {k: v.clone() for k, v in model.state_dict().items()}
+
+
+def _trained_checkpoint(out):
+    ckpts = sb.utils.checkpoints.Checkpointer(str(out / "save"))
+    newest = max(ckpts.list_checkpoints(), key=lambda c: c.meta["unixtime"])
+    return {
+        name: torch.load(newest.path / f"{name}.ckpt", weights_only=True)
+        for name in ("embedding_model", "classifier")
+    }
+
+
+def test_finetuning_keeps_what_is_frozen(tiny_corpus, tmp_path):
+    """Frozen lower stages stay as pretrained, batch norms keep their
+    running statistics; the rest trains, with every fine-tuning loss."""
+    pretrained = _published_tiny(tmp_path / "pretrained")
+    out = tmp_path / "run"
+    _run(
+        "ecapa_emotion_invariant.yaml",
+        tiny_corpus,
+        out,
+        "--number_of_epochs=1",
+        f"--pretrained_path={tmp_path / 'pretrained'}",
+        "--freeze_blocks=2",
+        "--freeze_bn=True",
+        "--head_init=imprint",
+        "--l2sp_weight=0.01",
+        "--distill_weight=1.0",
+        "--erl_target=pretrained",
+    )
+    state = _trained_checkpoint(out)["embedding_model"]
+    for key, value in pretrained.items():
+        if key.startswith(("blocks.0.", "blocks.1.")) or "running" in key:
+            assert torch.equal(state[key], value), key
+    trained = [k for k in pretrained if k.startswith("blocks.2.")]
+    assert any(not torch.equal(state[k], pretrained[k]) for k in trained)
+    log = (out / "train_log.txt").read_text()
+    for term in ("aam", "erl", "distill", "l2sp"):
+        assert f"train {term}" in log, term
+
+
+def test_head_warmup_trains_the_head_alone(tiny_corpus, tmp_path):
+    pretrained = _published_tiny(tmp_path / "pretrained")
+    out = tmp_path / "run"
+    _run(
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        out,
+        "--number_of_epochs=1",
+        f"--pretrained_path={tmp_path / 'pretrained'}",
+        "--head_warmup_steps=1000",
+    )
+    state = _trained_checkpoint(out)
+    for key, value in pretrained.items():  # running statistics included
+        assert torch.equal(state["embedding_model"][key], value), key
+    _, optim = _final_state(out)
+    # Adam keeps state only for tensors that got a gradient: the head's
+    assert len(optim["state"]) == 1, optim["state"].keys()
+
+
+def test_imprinted_head_is_each_speakers_mean_embedding(tiny_corpus, tmp_path):
+    _published_tiny(tmp_path / "pretrained")
+    argv = [
+        os.path.join(HPARAMS, "ecapa_baseline.yaml"),
+        f"--data_folder={tiny_corpus}",
+        f"--output_folder={tmp_path / 'run'}",
+        *TINY_MODEL,
+        f"--pretrained_path={tmp_path / 'pretrained'}",
+        "--head_init=imprint",
+        "--imprint_utterances=2",
+    ]
+    recipe = _recipe()
+    brain, hparams, _, _ = recipe.build(argv)
+    rows = recipe.read_manifest(hparams["train_annotation"])
+    weight = brain.modules.classifier.weight.detach()
+    brain.modules.eval()
+    from emotion_invariant.scoring.extract import read_audio
+
+    encoder = sb.dataio.encoder.CategoricalEncoder()
+    encoder.load(tmp_path / "run" / "save" / "label_encoder.txt")
+    for speaker in sorted({row["spk_id"] for row in rows}):
+        chosen = sorted(
+            (r for r in rows if r["spk_id"] == speaker), key=lambda r: r["ID"]
+        )[:2]
+        with torch.no_grad():
+            units = []
+            for row in chosen:
+                wav = read_audio(row, str(tiny_corpus))[None]
+                emb = brain.embed(wav, torch.ones(1)).squeeze()
+                units.append(emb / emb.norm())
+        mean = torch.stack(units).mean(0)
+        row = weight[encoder.lab2ind[speaker]]
+        # unit rows; zero padding in the batches moves the means slightly
+        torch.testing.assert_close(row.norm(), torch.tensor(1.0))
+        cos = torch.nn.functional.cosine_similarity(row, mean, 0)
+        assert cos > 0.999, (speaker, cos)
+
+
+def test_zero_shot_evaluation(tiny_corpus, tmp_path):
+    """evaluate.py with no checkpoint scores the pretrained model as is."""
+    _published_tiny(tmp_path / "pretrained")
+    spec = importlib.util.spec_from_file_location(
+        "sv_evaluate", os.path.join(RECIPE, "evaluate.py")
+    )
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    common = [
+        os.path.join(HPARAMS, "ecapa_baseline.yaml"),
+        f"--data_folder={tiny_corpus}",
+        *TINY_MODEL,
+        "--experiment=zero_shot",
+    ]
+    report = evaluate.main(
+        [
+            *common,
+            f"--output_folder={tmp_path / 'zs'}",
+            f"--pretrained_path={tmp_path / 'pretrained'}",
+        ]
+    )
+    eval_dir = tmp_path / "zs" / "eval"
+    for name in ("report.json", "report.md", "emotion_eer.png", "scores.txt"):
+        assert (eval_dir / name).is_file(), name
+    assert report["title"] == "zero_shot"
+    assert not list((tmp_path / "zs" / "save").glob("CKPT+*"))
+    # the same embeddings as a run with nothing to train
+    _run(
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        tmp_path / "none",
+        "--number_of_epochs=0",
+        f"--pretrained_path={tmp_path / 'pretrained'}",
+    )
+    a = load_embeddings(str(eval_dir / "embeddings.npz"))
+    b = load_embeddings(str(tmp_path / "none" / "eval" / "embeddings.npz"))
+    assert a[0] == b[0]
+    torch.testing.assert_close(a[1], b[1])
+    with pytest.raises(ValueError, match="no checkpoint and no pretrained"):
+        evaluate.main([*common, f"--output_folder={tmp_path / 'empty'}"])
+
+
+def test_fold_run_tests_on_the_folds_speakers(tiny_corpus, tmp_path):
+    _run(
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        tmp_path,
+        "--debug",
+        "--fold=2",
+        "--n_folds=3",
+        "--fold_dev_fraction=0.5",
+    )
+    recipe = _recipe()
+    folder = tmp_path / "manifests" / "fold_2"
+    speakers = {
+        name: {r["spk_id"] for r in recipe.read_manifest(str(folder / name))}
+        for name in ("train.csv", "dev.csv", "test.csv")
+    }
+    assert len(speakers["test.csv"]) == 2
+    assert not speakers["test.csv"] & (
+        speakers["train.csv"] | speakers["dev.csv"]
+    )
+    trial_ids = {
+        uid
+        for line in (folder / "trials.txt").read_text().splitlines()
+        for uid in line.split()[1:3]
+    }
+    test_ids = {r["ID"] for r in recipe.read_manifest(str(folder / "test.csv"))}
+    assert trial_ids <= test_ids
+    scored = (tmp_path / "eval" / "scores.txt").read_text().splitlines()
+    assert len(scored) == len((folder / "trials.txt").read_text().splitlines())

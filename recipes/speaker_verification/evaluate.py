@@ -23,7 +23,6 @@ is evaluated as it is (zero-shot): the first thing to run on a new corpus::
 """
 
 import logging
-
 import os
 import sys
 
