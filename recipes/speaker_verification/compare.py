@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Compare speaker-verification systems per emotion condition, over seeds.
+"""Compare speaker-verification systems per emotion condition, over runs.
 
 Each system is ``NAME=RUN[,RUN...]``: output folders of ``train.py`` (one
-per seed), each holding ``eval/report.json``. The first system is the
+per seed or fold), each holding ``eval/report.json``. The first system is the
 reference: every other row shows its relative EER change against it. Prints
 and writes (``--out``) markdown tables of EER and minDCF, mean and standard
-deviation over seeds, plus the reference's N-E / N-N EER ratio.
+deviation over runs, plus the reference's N-E / N-N EER ratio.
 
 Example::
 
@@ -31,6 +31,9 @@ CONDITIONS = (
     "neu-ang",
     "neu-sad",
     "neu-sur",
+    "neu-fea",
+    "neu-dis",
+    "neu-cal",
 )
 
 
@@ -70,7 +73,7 @@ def table(systems, metric, scale, digits, relative):
     summaries = [(name, summarize(reps, metric)) for name, reps in systems]
     conds = [c for c in summaries[0][1] if all(c in s for _, s in summaries)]
     lines = [
-        "| system | seeds | " + " | ".join(conds) + " |",
+        "| system | runs | " + " | ".join(conds) + " |",
         "|---|---:|" + "---:|" * len(conds),
     ]
     reference = summaries[0][1]
@@ -93,12 +96,12 @@ def compare(specs):
     ref_name, ref_reports = systems[0]
     ref = summarize(ref_reports, "eer")
     text = [
-        "EER (%), mean ± std over seeds; in brackets the relative change "
-        f"against {ref_name}.",
+        "EER (%), mean ± std over runs (seeds, folds); in brackets the "
+        f"relative change against {ref_name}.",
         "",
         table(systems, "eer", 100, 2, True),
         "",
-        "minDCF (p_target = 0.01), mean ± std over seeds.",
+        "minDCF (p_target = 0.01), mean ± std over runs.",
         "",
         table(systems, "min_dcf", 1, 3, True),
     ]
