@@ -99,3 +99,30 @@ def test_batchnorm_eval_keeps_running_statistics():
     model(torch.randn(3, 40, 12) * 5 + 2)
     key = next(iter(stats))
     assert not torch.equal(model.state_dict()[key], stats[key])
+
+
+def test_voiced_region_against_naive_frames():
+    from emotion_invariant.data.trim import trim_silence, voiced_region
+
+    torch.manual_seed(0)
+    rate, size = 1000, 20  # 20 samples a frame
+    wave = torch.cat(
+        [
+            1e-4 * torch.randn(95),  # silence, 4.75 frames
+            torch.randn(200),  # speech
+            0.05 * torch.randn(40),  # quieter, -26 dB: kept at 40 dB
+            1e-4 * torch.randn(117),
+        ]
+    )
+    start, stop = voiced_region(wave, rate, threshold_db=40.0, frame=0.02)
+    frames = wave[: len(wave) // size * size].reshape(-1, size)
+    rms = frames.pow(2).mean(1).sqrt()
+    keep = [i for i, r in enumerate(rms) if 20 * (r / rms.max()).log10() > -40]
+    assert (start, stop) == (keep[0] * size, (keep[-1] + 1) * size)
+    assert 80 <= start <= 100 and 320 <= stop <= 340
+    # at 20 dB the quieter part is silence
+    assert voiced_region(wave, rate, threshold_db=20.0)[1] <= 300
+    assert torch.equal(trim_silence(wave, rate, 40.0, 0.0), wave[start:stop])
+    # silent or shorter than a frame: unchanged
+    assert voiced_region(torch.zeros(100), rate) == (0, 100)
+    assert voiced_region(torch.ones(5), rate) == (0, 5)

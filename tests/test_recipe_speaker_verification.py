@@ -264,7 +264,8 @@ def _trained_checkpoint(out):
     }
 
 
-def test_finetuning_keeps_what_is_frozen(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("target", ["pretrained", "neutral"])
+def test_finetuning_keeps_what_is_frozen(tiny_corpus, tmp_path, target):
     """Frozen lower stages stay as pretrained, batch norms keep their
     running statistics; the rest trains, with every fine-tuning loss."""
     pretrained = _published_tiny(tmp_path / "pretrained")
@@ -280,7 +281,7 @@ def test_finetuning_keeps_what_is_frozen(tiny_corpus, tmp_path):
         "--head_init=imprint",
         "--l2sp_weight=0.01",
         "--distill_weight=1.0",
-        "--erl_target=pretrained",
+        f"--erl_target={target}",
     )
     state = _trained_checkpoint(out)["embedding_model"]
     for key, value in pretrained.items():
@@ -312,30 +313,42 @@ def test_head_warmup_trains_the_head_alone(tiny_corpus, tmp_path):
     assert len(optim["state"]) == 1, optim["state"].keys()
 
 
-def test_imprinted_head_is_each_speakers_mean_embedding(tiny_corpus, tmp_path):
+@pytest.mark.parametrize("emotion", [None, "neu"])
+def test_head_and_neutral_targets_are_speaker_means(
+    tiny_corpus, tmp_path, emotion
+):
+    """``head_init: imprint`` starts each AAM row at the speaker's mean
+    pretrained embedding; ``erl_target: neutral`` targets the mean of the
+    speaker's neutral utterances."""
     _published_tiny(tmp_path / "pretrained")
     argv = [
-        os.path.join(HPARAMS, "ecapa_baseline.yaml"),
+        os.path.join(HPARAMS, "ecapa_emotion_invariant.yaml"),
         f"--data_folder={tiny_corpus}",
         f"--output_folder={tmp_path / 'run'}",
         *TINY_MODEL,
         f"--pretrained_path={tmp_path / 'pretrained'}",
         "--head_init=imprint",
-        "--imprint_utterances=2",
+        "--erl_target=neutral",
+        "--imprint_utterances=1000",  # every utterance of the tiny corpus
     ]
     recipe = _recipe()
     brain, hparams, _, _ = recipe.build(argv)
     rows = recipe.read_manifest(hparams["train_annotation"])
-    weight = brain.modules.classifier.weight.detach()
+    if emotion is None:
+        weight = brain.modules.classifier.weight.detach()
+    else:
+        weight = hparams["neutral_targets"]
     brain.modules.eval()
     from emotion_invariant.scoring.extract import read_audio
 
     encoder = sb.dataio.encoder.CategoricalEncoder()
     encoder.load(tmp_path / "run" / "save" / "label_encoder.txt")
     for speaker in sorted({row["spk_id"] for row in rows}):
-        chosen = sorted(
-            (r for r in rows if r["spk_id"] == speaker), key=lambda r: r["ID"]
-        )[:2]
+        chosen = [
+            r
+            for r in rows
+            if r["spk_id"] == speaker and emotion in (None, r["emo"])
+        ]
         with torch.no_grad():
             units = []
             for row in chosen:

@@ -46,6 +46,7 @@ from emotion_invariant.data.parallel import ParallelIndex
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
 from emotion_invariant.data.trials import make_trials
+from emotion_invariant.data.trim import trim_silence
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.losses.consistency import cosine_consistency
 from emotion_invariant.models.finetune import (
@@ -153,10 +154,14 @@ class SpeakerBrain(sb.core.Brain):
             loss = loss + hp.aam_weight * aam
             self.stats["aam"] += aam.item()
         if hp.erl_weight > 0:
-            # The view is pulled towards its anchor as embedded now, or as
-            # the pretrained model embedded it (erl_target: pretrained).
-            target = pretrained if hp.erl_target == "pretrained" else None
-            if target is None:
+            # The view is pulled towards its anchor as embedded now, as the
+            # pretrained model embedded it, or towards the pretrained
+            # model's mean neutral embedding of the speaker.
+            if hp.erl_target == "pretrained":
+                target = pretrained
+            elif hp.erl_target == "neutral":
+                target = hp.neutral_targets.to(self.device)[spk[:n, 0]]
+            else:
                 target = embeddings[:n]
             erl = cosine_consistency(target, embeddings[n : 2 * n])
             loss = loss + hp.erl_weight * erl
@@ -320,7 +325,12 @@ def dataio_prep(hparams):
     seed = hparams["seed"]
 
     def load(row):
-        return read_audio(row, data_root, hparams["sample_rate"])
+        wave = read_audio(row, data_root, hparams["sample_rate"])
+        if hparams["trim_silence_db"] is None:
+            return wave
+        return trim_silence(
+            wave, hparams["sample_rate"], hparams["trim_silence_db"]
+        )
 
     @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides("sig", "view_sig", "view_kind")
@@ -476,7 +486,16 @@ def build(argv, train=True):
         checkpointer=hparams["checkpointer"],
     )
     if train and hparams["head_init"] == "imprint" and not _resuming(hparams):
-        imprint_classifier(brain, hparams, encoder)
+        means, _ = speaker_means(brain, hparams, encoder)
+        with torch.no_grad():
+            brain.modules.classifier.weight.copy_(means)
+    if train and hparams["erl_target"] == "neutral":
+        # From the pretrained weights: the checkpoint, if any, is
+        # recovered later, in fit().
+        means, seen = speaker_means(brain, hparams, encoder, "neu")
+        if not seen.all():
+            means[~seen] = speaker_means(brain, hparams, encoder)[0][~seen]
+        hparams["neutral_targets"] = means
     return brain, hparams, train, valid
 
 
@@ -488,19 +507,21 @@ def setup_finetuning(hparams):
         or hparams["erl_target"] == "pretrained"
         and hparams["erl_weight"] > 0
     )
-    if hparams["erl_target"] not in ("view", "pretrained"):
+    if hparams["erl_target"] not in ("view", "pretrained", "neutral"):
         raise ValueError(
-            f"erl_target: {hparams['erl_target']!r}; expected view or "
-            "pretrained"
+            f"erl_target: {hparams['erl_target']!r}; expected view, "
+            "pretrained or neutral"
         )
     if hparams["head_init"] not in ("random", "imprint"):
         raise ValueError(
             f"head_init: {hparams['head_init']!r}; expected random or imprint"
         )
-    if needs_teacher and not hparams["pretrained_path"]:
+    if (needs_teacher or hparams["erl_target"] == "neutral") and not hparams[
+        "pretrained_path"
+    ]:
         raise ValueError(
-            "distill_weight > 0 and erl_target: pretrained compare with the "
-            "pretrained model: set pretrained_path"
+            "distill_weight > 0 and erl_target: pretrained or neutral "
+            "compare with the pretrained model: set pretrained_path"
         )
     hparams["frozen_blocks"] = freeze_lower_blocks(
         encoder, hparams["freeze_blocks"]
@@ -519,15 +540,29 @@ def _resuming(hparams):
     return hparams["checkpointer"].find_checkpoint() is not None
 
 
-def imprint_classifier(brain, hparams, encoder):
-    """Start the AAM head from each speaker's mean pretrained embedding."""
+def speaker_means(brain, hparams, encoder, emotion=None):
+    """Each training speaker's unit mean embedding under the current model.
+
+    Over at most ``imprint_utterances`` utterances a speaker (drawn with the
+    seed), of one ``emotion`` when given. Returns ``[speakers, dim]`` and
+    which speakers had an utterance.
+    """
     rows = read_manifest(hparams["train_annotation"])
-    per_speaker = Counter()
+    by_speaker = {}
+    for row in rows:
+        if emotion is None or row["emo"] == emotion:
+            by_speaker.setdefault(row["spk_id"], []).append(row)
+    rng = random.Random(hparams["seed"])
     chosen = []
-    for row in sorted(rows, key=lambda r: r["ID"]):
-        if per_speaker[row["spk_id"]] < hparams["imprint_utterances"]:
-            per_speaker[row["spk_id"]] += 1
-            chosen.append(row)
+    for speaker in sorted(by_speaker):
+        group = sorted(by_speaker[speaker], key=lambda r: r["ID"])
+        chosen += rng.sample(
+            group, min(len(group), hparams["imprint_utterances"])
+        )
+    weight = brain.modules.classifier.weight
+    means = torch.zeros(weight.shape)
+    if not chosen:
+        return means, torch.zeros(len(means), dtype=torch.bool)
     brain.modules.eval()
     ids, embeddings = extract_embeddings(
         chosen,
@@ -539,7 +574,8 @@ def imprint_classifier(brain, hparams, encoder):
     )
     speaker_of = {row["ID"]: row["spk_id"] for row in chosen}
     labels = torch.tensor([encoder.lab2ind[speaker_of[i]] for i in ids])
-    imprint_head(brain.modules.classifier.weight, embeddings, labels)
+    seen = imprint_head(means, embeddings, labels)
+    return means, seen
 
 
 def main(argv=None):
