@@ -434,3 +434,24 @@ def test_fold_run_tests_on_the_folds_speakers(tiny_corpus, tmp_path):
     assert trial_ids <= test_ids
     scored = (tmp_path / "eval" / "scores.txt").read_text().splitlines()
     assert len(scored) == len((folder / "trials.txt").read_text().splitlines())
+
+
+def test_emotion_nap_at_evaluation(tiny_corpus, tmp_path):
+    """``emotion_nap_dims`` fits the training speakers' emotion directions
+    and scores embeddings with them removed."""
+    import numpy as np
+
+    _published_tiny(tmp_path / "pretrained")
+    out = tmp_path / "run"
+    _run(
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        out,
+        "--number_of_epochs=0",
+        f"--pretrained_path={tmp_path / 'pretrained'}",
+        "--emotion_nap_dims=2",
+    )
+    basis = torch.from_numpy(np.load(out / "eval" / "nap.npz")["basis"])
+    assert basis.shape == (2, 16)
+    _, emb = load_embeddings(str(out / "eval" / "embeddings.npz"))
+    assert (torch.as_tensor(emb) @ basis.T).abs().max() < 1e-4

@@ -2,10 +2,12 @@
 """Evaluate a trained speaker-verification model on emotional trials.
 
 Embeds the test speakers' utterances with the best checkpoint (lowest dev
-EER), scores the emotional trial list, and writes to ``eval_folder``:
-``embeddings.npz``, ``scores.txt``, ``report.json`` and ``report.md`` (EER
-and minDCF overall and per condition), ``report_det.png`` (DET curves) and
-``emotion_eer.png`` (EER per emotion against neutral enrolment).
+EER), optionally removes the training speakers' emotion directions
+(``emotion_nap_dims``, ``nap.npz``), scores the emotional trial list, and
+writes to ``eval_folder``: ``embeddings.npz`` (as scored), ``scores.txt``,
+``report.json`` and ``report.md`` (EER and minDCF overall and per
+condition), ``report_det.png`` (DET curves) and ``emotion_eer.png`` (EER per
+emotion against neutral enrolment).
 
 ``train.py`` runs this after training; on its own::
 
@@ -24,6 +26,7 @@ is evaluated as it is (zero-shot): the first thing to run on a new corpus::
 
 import logging
 import os
+import random
 import sys
 
 import torch
@@ -39,6 +42,7 @@ from emotion_invariant.scoring import (
     verification_report,
     write_scores,
 )
+from emotion_invariant.scoring.nap import apply_nap, fit_nap, save_nap
 from emotion_invariant.scoring.report import markdown_table
 from emotion_invariant.utils import atomic_path
 
@@ -90,6 +94,10 @@ def evaluate(brain, hparams):
         device=brain.device,
         data_root=data_root,
     )
+    if hparams["emotion_nap_dims"] > 0:
+        basis = fit_emotion_nap(brain, hparams)
+        save_nap(os.path.join(out, "nap.npz"), basis)
+        embeddings = apply_nap(embeddings, basis)
     save_embeddings(os.path.join(out, "embeddings.npz"), ids, embeddings)
     cohort = None
     if hparams["score_norm"] != "none":
@@ -119,6 +127,40 @@ def evaluate(brain, hparams):
     plot_emotion_eer(report, os.path.join(out, "emotion_eer.png"))
     print(markdown_table(report))
     return report
+
+
+def fit_emotion_nap(brain, hparams):
+    """The emotion nuisance directions of the training speakers.
+
+    Embeds at most ``nap_utterances`` utterances (drawn with the seed) of
+    each training speaker and emotion with the evaluated model.
+    """
+    rows = read_manifest(hparams["train_annotation"])
+    cells = {}
+    for row in sorted(rows, key=lambda r: r["ID"]):
+        cells.setdefault((row["spk_id"], row["emo"]), []).append(row)
+    rng = random.Random(hparams["seed"])
+    chosen = [
+        row
+        for key in sorted(cells)
+        for row in rng.sample(
+            cells[key], min(len(cells[key]), hparams["nap_utterances"])
+        )
+    ]
+    ids, embeddings = extract_embeddings(
+        chosen,
+        _embedder(brain),
+        batch_size=hparams["eval_batch_size"],
+        device=brain.device,
+        data_root=hparams["data_folder"],
+    )
+    by_id = {row["ID"]: row for row in chosen}
+    return fit_nap(
+        embeddings,
+        [by_id[i]["spk_id"] for i in ids],
+        [by_id[i]["emo"] for i in ids],
+        hparams["emotion_nap_dims"],
+    )
 
 
 def plot_emotion_eer(report, path):
