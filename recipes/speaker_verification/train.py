@@ -496,6 +496,7 @@ def build(argv, train=True):
         if not seen.all():
             means[~seen] = speaker_means(brain, hparams, encoder)[0][~seen]
         hparams["neutral_targets"] = means
+        brain.hparams.neutral_targets = means  # Brain holds a namespace copy
     return brain, hparams, train, valid
 
 
