@@ -74,3 +74,5 @@ def test_errors_name_the_problem():
         fit_nap(emb, spk, emo, 0)
     with pytest.raises(ValueError, match="must match"):
         fit_nap(emb[:-1], spk, emo, 1)
+    with pytest.raises(ValueError, match="no speaker has two"):
+        fit_nap(emb, spk, ["oth"] * len(spk), 1)

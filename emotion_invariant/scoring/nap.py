@@ -59,6 +59,14 @@ def fit_nap(embeddings, speakers, nuisances, dims):
     by_speaker = {}
     for i, spk in enumerate(speakers):
         by_speaker.setdefault(spk, []).append(i)
+    emotions = {}
+    for spk, nuisance in cells:
+        emotions.setdefault(spk, set()).add(nuisance)
+    if not any(len(e) > 1 for e in emotions.values()):
+        raise ValueError(
+            "fit_nap: no speaker has two nuisance labels (emotions): there "
+            "is no within-speaker nuisance to estimate"
+        )
     centre = {s: x[rows].mean(0) for s, rows in by_speaker.items()}
     offsets = torch.stack(
         [x[rows].mean(0) - centre[s] for (s, _), rows in cells.items()]
