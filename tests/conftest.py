@@ -1,5 +1,7 @@
 """Shared fixtures: a tiny synthesized corpus, made once per test session."""
 
+import socket
+
 import pytest
 
 from emotion_invariant.data.synth import synthesize_corpus
@@ -13,3 +15,14 @@ def tiny_corpus(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny_corpus")
     synthesize_corpus(str(out), jobs=2, **TINY)
     return out
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fail any attempt to open a network connection."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a network connection was attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)

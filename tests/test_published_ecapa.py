@@ -7,7 +7,6 @@ names and shapes, compared with a state dict of the preset's model.
 
 import hashlib
 import os
-import socket
 import stat
 import subprocess
 import zipfile
@@ -31,13 +30,7 @@ PUBLISHED_SHAPES_SHA256 = (
 PUBLISHED_SPEAKERS = 7205
 
 
-@pytest.fixture(autouse=True)
-def no_network(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("a network connection was attempted")
-
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setattr(socket, "create_connection", refuse)
+pytestmark = pytest.mark.usefixtures("no_network")
 
 
 def _fake_wheel(folder, contents):

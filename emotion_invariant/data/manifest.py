@@ -351,3 +351,29 @@ def select(rows, **conditions):
         for row in rows
         if all(match(row.get(k), v) for k, v in conditions.items())
     ]
+
+
+def sample_per_group(rows, keys, count, seed=0):
+    """At most ``count`` rows of each group, drawn with ``seed``.
+
+    Groups are the distinct values of the ``keys`` columns; the draw does
+    not depend on the rows' order.
+
+    Example
+    -------
+    >>> rows = [{"ID": str(i), "spk_id": "ab"[i % 2]} for i in range(6)]
+    >>> picked = sample_per_group(rows, ("spk_id",), 2, seed=1)
+    >>> sorted(r["spk_id"] for r in picked)
+    ['a', 'a', 'b', 'b']
+    """
+    import random
+
+    groups = {}
+    for row in sorted(rows, key=lambda r: r["ID"]):
+        groups.setdefault(tuple(row[k] for k in keys), []).append(row)
+    rng = random.Random(seed)
+    return [
+        row
+        for key in sorted(groups)
+        for row in rng.sample(groups[key], min(len(groups[key]), count))
+    ]

@@ -26,14 +26,13 @@ is evaluated as it is (zero-shot): the first thing to run on a new corpus::
 
 import logging
 import os
-import random
 import sys
 
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from emotion_invariant.data.manifest import read_manifest
+from emotion_invariant.data.manifest import read_manifest, sample_per_group
 from emotion_invariant.scoring import (
     extract_embeddings,
     read_trials,
@@ -135,18 +134,12 @@ def fit_emotion_nap(brain, hparams):
     Embeds at most ``nap_utterances`` utterances (drawn with the seed) of
     each training speaker and emotion with the evaluated model.
     """
-    rows = read_manifest(hparams["train_annotation"])
-    cells = {}
-    for row in sorted(rows, key=lambda r: r["ID"]):
-        cells.setdefault((row["spk_id"], row["emo"]), []).append(row)
-    rng = random.Random(hparams["seed"])
-    chosen = [
-        row
-        for key in sorted(cells)
-        for row in rng.sample(
-            cells[key], min(len(cells[key]), hparams["nap_utterances"])
-        )
-    ]
+    chosen = sample_per_group(
+        read_manifest(hparams["train_annotation"]),
+        ("spk_id", "emo"),
+        hparams["nap_utterances"],
+        hparams["seed"],
+    )
     ids, embeddings = extract_embeddings(
         chosen,
         _embedder(brain),

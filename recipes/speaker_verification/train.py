@@ -41,7 +41,12 @@ from speechbrain.utils.distributed import run_on_main
 
 from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
 from emotion_invariant.data.folds import write_fold
-from emotion_invariant.data.manifest import ManifestError, read_manifest
+from emotion_invariant.data.manifest import (
+    ManifestError,
+    read_manifest,
+    sample_per_group,
+    select,
+)
 from emotion_invariant.data.parallel import ParallelIndex
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
@@ -485,18 +490,20 @@ def build(argv, train=True):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    if train and hparams["head_init"] == "imprint" and not _resuming(hparams):
+    # Both from the pretrained weights: the checkpoint, if any, is
+    # recovered later, in fit(). The all-emotion means are computed once.
+    imprint = hparams["head_init"] == "imprint" and not _resuming(hparams)
+    neutral = hparams["erl_target"] == "neutral"
+    if train and (imprint or neutral):
         means, _ = speaker_means(brain, hparams, encoder)
+    if train and imprint:
         with torch.no_grad():
             brain.modules.classifier.weight.copy_(means)
-    if train and hparams["erl_target"] == "neutral":
-        # From the pretrained weights: the checkpoint, if any, is
-        # recovered later, in fit().
-        means, seen = speaker_means(brain, hparams, encoder, "neu")
-        if not seen.all():
-            means[~seen] = speaker_means(brain, hparams, encoder)[0][~seen]
-        hparams["neutral_targets"] = means
-        brain.hparams.neutral_targets = means  # Brain holds a namespace copy
+    if train and neutral:
+        targets, seen = speaker_means(brain, hparams, encoder, "neu")
+        targets[~seen] = means[~seen]
+        hparams["neutral_targets"] = targets
+        brain.hparams.neutral_targets = targets  # Brain holds a copy
     return brain, hparams, train, valid
 
 
@@ -549,17 +556,11 @@ def speaker_means(brain, hparams, encoder, emotion=None):
     which speakers had an utterance.
     """
     rows = read_manifest(hparams["train_annotation"])
-    by_speaker = {}
-    for row in rows:
-        if emotion is None or row["emo"] == emotion:
-            by_speaker.setdefault(row["spk_id"], []).append(row)
-    rng = random.Random(hparams["seed"])
-    chosen = []
-    for speaker in sorted(by_speaker):
-        group = sorted(by_speaker[speaker], key=lambda r: r["ID"])
-        chosen += rng.sample(
-            group, min(len(group), hparams["imprint_utterances"])
-        )
+    if emotion is not None:
+        rows = select(rows, emo=emotion)
+    chosen = sample_per_group(
+        rows, ("spk_id",), hparams["imprint_utterances"], hparams["seed"]
+    )
     weight = brain.modules.classifier.weight
     means = torch.zeros(weight.shape)
     if not chosen:
