@@ -10,7 +10,7 @@ DEMO_DIR ?= results/demo
 DEMO_DATA ?= $(DEMO_DIR)/corpus
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: corpus pretrained zero-shot demo demo-scratch ablation ablation-run ser ser-run supcon supcon-run \
+.PHONY: corpus pretrained zero-shot real demo demo-scratch ablation ablation-run ser ser-run supcon supcon-run \
 	pretraining clusters pretrain-run finetune-run test lint espeak clean
 
 comma := ,
@@ -79,6 +79,16 @@ zero-shot: pretrained
 	$(PY) $(SV)/evaluate.py $(FT).yaml --corpus=$(CORPUS) \
 		--data_folder=$(DATA) --pretrained_path=$(PRETRAINED) \
 		--experiment=zero_shot --output_folder=results/zero_shot/$(CORPUS)
+
+# Every method on a real corpus, from the published ECAPA, over speaker
+# folds and seeds (hparams/suite/real.yaml); finished runs are skipped, so
+# the same command resumes. REAL_ARGS: e.g. --folds 1 --seeds 1 --only clusters
+REAL_DIR ?= results/real
+real: pretrained
+	$(PY) -m emotion_invariant.suite hparams/suite/real.yaml \
+		--corpus=$(CORPUS) --data_folder=$(DATA) \
+		--output_folder=$(REAL_DIR)/$(CORPUS) \
+		--pretrained_path=$(PRETRAINED) $(REAL_ARGS)
 
 # The from-scratch demo: the small ECAPA-TDNN trained on the demo corpus,
 # baseline and emotion-invariant, with the same budget.

@@ -1,0 +1,31 @@
+"""Every method of the project measured on one prepared corpus.
+
+A suite is a plan file (``hparams/suite/*.yaml``): speaker folds, seeds
+and, per task, the systems to run (a recipe, its yaml and overrides).
+:func:`plan_runs` expands it into one :class:`Run` per system, fold and
+seed; :func:`execute` runs them one after the other as subprocesses,
+skipping finished runs, so an interrupted suite resumes where it stopped;
+:func:`compare_commands` then builds each task's comparison table::
+
+    python -m emotion_invariant.suite hparams/suite/real.yaml \\
+        --corpus ravdess --data_folder /path/to/Audio_Speech_Actors_01-24 \\
+        --output_folder results/real/ravdess
+"""
+
+from emotion_invariant.suite.plan import (
+    Run,
+    SuiteError,
+    compare_commands,
+    execute,
+    load_plan,
+    plan_runs,
+)
+
+__all__ = [
+    "Run",
+    "SuiteError",
+    "compare_commands",
+    "execute",
+    "load_plan",
+    "plan_runs",
+]
