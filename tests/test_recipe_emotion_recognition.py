@@ -549,3 +549,55 @@ def test_resume_after_interrupted_epoch(
     for name in a:
         for key in a[name]:
             torch.testing.assert_close(a[name][key], b[name][key], msg=key)
+
+
+def test_encoder_from_a_speaker_model_keeps_frozen_blocks(
+    recipe, tiny_corpus, tmp_path
+):
+    """``pretrained_encoder`` on a published-layout folder starts the
+    encoder from it; ``freeze_blocks`` stages and (``freeze_bn``) every
+    batch norm keep their weights and statistics while the rest trains."""
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    speaker = tmp_path / "speaker_model"
+    speaker.mkdir()
+    torch.manual_seed(3)
+    source = ECAPA_TDNN(
+        24, channels=[16, 16, 16, 16, 48], attention_channels=8, lin_neurons=16
+    )
+    for buffer_name, buffer in source.named_buffers():
+        if buffer_name.endswith("running_mean"):
+            buffer.uniform_(-1, 1)  # statistics a run would visibly move
+    torch.save(source.state_dict(), speaker / "embedding_model.ckpt")
+    out = tmp_path / "run"
+    argv = _argv(
+        "ser_ecapa_voxceleb.yaml",
+        tiny_corpus,
+        out,
+        "--debug",
+        f"--pretrained_encoder={speaker}",
+        "--freeze_blocks=4",
+        "--lr=0.01",
+    )
+    brain, hparams, datasets = recipe.build(argv)
+    brain.fit(
+        hparams["epoch_counter"],
+        datasets["train"],
+        datasets["dev"],
+        train_loader_kwargs=hparams["train_dataloader_options"],
+        valid_loader_kwargs=hparams["valid_dataloader_options"],
+    )
+    trained = hparams["embedding_model"].state_dict()
+    before = source.state_dict()
+    lower = ("blocks.0.", "blocks.1.", "blocks.2.", "blocks.3.")
+    for name, value in before.items():
+        if name.startswith(lower) or "running_" in name:
+            assert torch.equal(trained[name], value), name
+    moved = [
+        name
+        for name, value in before.items()
+        if name.startswith(("asp.", "fc."))
+        and "running_" not in name
+        and not torch.equal(trained[name], value)
+    ]
+    assert moved, "the upper stages did not train"

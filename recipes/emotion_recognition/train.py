@@ -58,6 +58,10 @@ from emotion_invariant.data.manifest import (
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.hparams import load_hparams, resolve_hparams
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
+from emotion_invariant.models.finetune import (
+    batchnorm_eval,
+    freeze_lower_blocks,
+)
 from emotion_invariant.scoring.extract import read_audio
 from emotion_invariant.ser_metrics import classification_report
 from emotion_invariant.utils import step_seed
@@ -235,6 +239,12 @@ class EmotionBrain(sb.core.Brain):
         dropout and replay samples as an unbroken run does."""
         epoch = self.hparams.epoch_counter.current
         torch.manual_seed(step_seed(self.hparams.seed, epoch, self.step))
+        # An encoder started from a speaker model: frozen blocks and (with
+        # freeze_bn) every batch norm keep their pretrained statistics.
+        if self.hparams.freeze_bn:
+            batchnorm_eval(self.modules.embedding_model)
+        for block in self.hparams.frozen_blocks:
+            block.eval()
 
     def on_stage_start(self, stage, epoch=None):
         """Reset the running statistics and the dev predictions."""
@@ -509,6 +519,9 @@ def build(argv, fold=None):
                 f"--norm_type={pretrained_norm} to fine-tune on the features "
                 "the encoder learned from"
             )
+    hparams["frozen_blocks"] = freeze_lower_blocks(
+        hparams["embedding_model"], hparams["freeze_blocks"]
+    )
     brain = EmotionBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
