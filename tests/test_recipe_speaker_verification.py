@@ -455,3 +455,49 @@ def test_emotion_nap_at_evaluation(tiny_corpus, tmp_path):
     assert basis.shape == (2, 16)
     _, emb = load_embeddings(str(out / "eval" / "embeddings.npz"))
     assert (torch.as_tensor(emb) @ basis.T).abs().max() < 1e-4
+
+
+def test_evaluate_another_runs_checkpoint_leaves_it_untouched(
+    tiny_corpus, tmp_path
+):
+    """``--save_folder`` points evaluate.py at another run's checkpoints (the
+    suite's +nap systems): it scores them as that run did and writes only
+    into its own output folder."""
+    source = tmp_path / "source"
+    _run(
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        source,
+        "--number_of_epochs=1",
+        "--utterances_per_epoch=8",
+    )
+
+    # log.txt aside: in this one process the first run's log handler
+    # stays attached to it.
+    def files(folder):
+        return {
+            p: p.stat().st_mtime_ns
+            for p in folder.rglob("*")
+            if p.is_file() and p.name != "log.txt"
+        }
+
+    before = files(source)
+    spec = importlib.util.spec_from_file_location(
+        "sv_evaluate_other", os.path.join(RECIPE, "evaluate.py")
+    )
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    evaluate.main(
+        [
+            os.path.join(HPARAMS, "ecapa_baseline.yaml"),
+            f"--data_folder={tiny_corpus}",
+            *TINY_MODEL,
+            f"--output_folder={tmp_path / 'again'}",
+            f"--save_folder={source / 'save'}",
+        ]
+    )
+    a = load_embeddings(str(source / "eval" / "embeddings.npz"))
+    b = load_embeddings(str(tmp_path / "again" / "eval" / "embeddings.npz"))
+    assert a[0] == b[0]
+    torch.testing.assert_close(a[1], b[1])
+    assert files(source) == before
