@@ -3,7 +3,29 @@
 import contextlib
 import hashlib
 import os
-import tempfile
+import secrets
+
+
+def _new_file(folder, prefix, suffix, target):
+    """Create an empty file of a fresh name in ``folder``; return its path.
+
+    Unlike :func:`tempfile.mkstemp` (always 0600), the file is created with
+    mode 0666 less the umask, as ``open`` would create it, so a result
+    moved into place can be read by whoever the umask lets read it; and
+    unlike reading the umask with ``os.umask``, this is thread-safe.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = os.path.join(folder, prefix + secrets.token_hex(4) + suffix)
+        try:
+            os.close(os.open(tmp, flags, 0o666))
+        except FileExistsError:
+            continue
+        except OSError as err:
+            # Name what the user asked to write, not the temporary file.
+            raise type(err)(err.errno, err.strerror, target) from None
+        return tmp
+    raise FileExistsError(f"{folder}: no free temporary file name")
 
 
 @contextlib.contextmanager
@@ -37,10 +59,7 @@ def atomic_path(path):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp"
-    )
-    os.close(fd)
+    tmp = _new_file(folder, "." + os.path.basename(path) + ".", ".tmp", path)
     try:
         yield tmp
         os.replace(tmp, path)
