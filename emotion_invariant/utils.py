@@ -100,6 +100,21 @@ def atomic_open(path, mode="w", **kwargs):
             yield f
 
 
+def os_error_message(err):
+    """An ``OSError`` in one line: the path it concerns, then the reason.
+
+    Example
+    -------
+    >>> os_error_message(PermissionError(13, "Permission denied", "/o/t.txt"))
+    '/o/t.txt: Permission denied'
+    >>> os_error_message(OSError("disk gone"))
+    'disk gone'
+    """
+    if err.filename is None or err.strerror is None:
+        return str(err)
+    return f"{err.filename}: {err.strerror}"
+
+
 def step_seed(*parts):
     """A 63-bit seed that depends only on ``parts``, the same in every process.
 

@@ -37,7 +37,7 @@ from emotion_invariant.data.manifest import (
     read_splits,
     write_manifest,
 )
-from emotion_invariant.utils import atomic_open, atomic_path
+from emotion_invariant.utils import atomic_open, atomic_path, os_error_message
 
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
@@ -823,6 +823,13 @@ def main(argv=None):
         )
     except (SynthError, ManifestError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(
+            f"error: cannot write the corpus in {args.out}: "
+            + os_error_message(err),
+            file=sys.stderr,
+        )
         return 2
     print(summary_markdown(summary))
     return 0

@@ -18,7 +18,7 @@ import sys
 from collections import defaultdict
 
 from emotion_invariant.data.manifest import ManifestError, read_manifest
-from emotion_invariant.utils import atomic_open
+from emotion_invariant.utils import atomic_open, os_error_message
 
 NEUTRAL = "neu"
 GROUPS = ("N-N", "N-E", "E-E same", "E-E cross")
@@ -210,6 +210,9 @@ def main(argv=None):
         write_trials(trials, args.out)
     except ManifestError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: {os_error_message(err)}", file=sys.stderr)
         return 1
     counts = defaultdict(int)
     for label, _, _, cond in trials:
