@@ -4,6 +4,8 @@ import contextlib
 import hashlib
 import os
 import secrets
+import shutil
+import tempfile
 
 
 def _new_file(folder, prefix, suffix, target):
@@ -98,6 +100,75 @@ def atomic_open(path, mode="w", **kwargs):
     with atomic_path(path) as tmp:
         with open(tmp, mode, **kwargs) as f:
             yield f
+
+
+@contextlib.contextmanager
+def staged_files(folder, marker, owned=()):
+    """Write a set of files that appears in ``folder`` whole or not at all.
+
+    The files are written into a temporary folder inside ``folder`` (so on
+    the same file system). On success the marker is removed from
+    ``folder``, every other file is moved into place, the files of
+    ``owned`` not written this time are removed, and the marker is moved in
+    last: its presence says the set is complete, and a crash in between
+    leaves no marker. On any error the temporary folder is removed and
+    ``folder`` is left as it was (or removed, when this call created it).
+
+    Arguments
+    ---------
+    folder : str
+        Where the files go (created if missing).
+    marker : str
+        Name of the file, among those written, that marks the set complete.
+    owned : iterable of str
+        Names of every file the set may hold: those not written this time
+        (left from an earlier set) are removed.
+
+    Yields
+    ------
+    str
+        The temporary folder: write each file there under its final name.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> out = tempfile.mkdtemp()
+    >>> with staged_files(out, "done.json") as tmp:
+    ...     for name in ("a.txt", "done.json"):
+    ...         open(os.path.join(tmp, name), "w").close()
+    >>> with staged_files(out, "done.json") as tmp:
+    ...     open(os.path.join(tmp, "a.txt"), "w").write("half")
+    ...     raise OSError("disk full")
+    Traceback (most recent call last):
+    ...
+    OSError: disk full
+    >>> sorted(os.listdir(out)), open(os.path.join(out, "a.txt")).read()
+    (['a.txt', 'done.json'], '')
+    """
+    created = not os.path.isdir(folder)
+    os.makedirs(folder, exist_ok=True)
+    staging = tempfile.mkdtemp(dir=folder, prefix=f".{marker}.")
+    try:
+        yield staging
+        names = set(os.listdir(staging))
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(folder, marker))
+        for name in sorted(names - {marker}):
+            os.replace(os.path.join(staging, name), os.path.join(folder, name))
+        for name in sorted(set(owned) - names - {marker}):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, name))
+        if marker in names:
+            os.replace(
+                os.path.join(staging, marker), os.path.join(folder, marker)
+            )
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:
+            with contextlib.suppress(OSError):
+                os.rmdir(folder)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
 
 
 def os_error_message(err):

@@ -7,12 +7,90 @@ What the user sees and what is left on disk for each is summed up in
 import os
 import stat
 
+import numpy as np
 import pytest
+import soundfile
 from fake_corpora import EMODB_SPEAKERS, make_emodb, make_synth
 
-from emotion_invariant.data import synth, trials
+from emotion_invariant.data import corpora, synth, trials
+from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.utils import atomic_open
+
+
+def _make(corpus, root, speakers=None):
+    if corpus == "synth":
+        emotions = speakers or (("neu", "ang"),) * 6
+        make_synth(str(root), emotions)
+    else:
+        make_emodb(str(root), speakers or EMODB_SPEAKERS)
+
+
+def _snapshot(folder):
+    """Every file under ``folder`` (hidden ones too) -> its bytes."""
+    files = {}
+    for top, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(top, name)
+            with open(path, "rb") as f:
+                files[os.path.relpath(path, folder)] = f.read()
+    return files
+
+
+@pytest.mark.parametrize("corpus", ["synth", "emodb"])
+def test_prepare_skipped_for_another_or_changed_data_folder(corpus, tmp_path):
+    corpus_c, corpus_b, out = (tmp_path / n for n in ("C", "CorpusB", "S"))
+    _make(corpus, corpus_c)
+    _make(corpus, corpus_b)
+    prepare(corpus, str(corpus_c), str(out))
+    prepare(corpus, str(corpus_b), str(out))
+    manifest = out / f"{corpus}.csv"
+    rows = read_manifest(str(manifest))
+    assert all(r["wav"].startswith(str(corpus_b) + os.sep) for r in rows)
+
+    record = out / f"{corpus}_prepare.json"
+    before = record.stat().st_ino
+    changed = rows[0]["wav"]
+    soundfile.write(changed, np.zeros(4800, dtype=np.float32), 16000)
+    prepare(corpus, str(corpus_b), str(out))
+    assert record.stat().st_ino != before, "changed audio was not prepared"
+    if corpus == "emodb":
+        rows = {r["wav"]: r for r in read_manifest(str(manifest))}
+        assert float(rows[changed]["duration"]) == pytest.approx(0.3)
+        # Outputs written into the corpus folder do not count as a change.
+        prepare(corpus, str(corpus_b), str(corpus_b))
+        record = corpus_b / f"{corpus}_prepare.json"
+        before = record.stat().st_ino
+        prepare(corpus, str(corpus_b), str(corpus_b))
+        assert record.stat().st_ino == before
+
+
+@pytest.mark.parametrize("corpus", ["emodb", "synth"])
+def test_failed_prepare_leaves_mixed_folder(corpus, tmp_path, monkeypatch):
+    root, other = tmp_path / "corpus", tmp_path / "other"
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    _make(corpus, root)
+    _make(corpus, other)
+    prepare(corpus, str(root), str(out), seed=0)
+    before = _snapshot(out)
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    # Fail midway: after the manifests, before the trial list.
+    for module in (corpora, synth, trials):
+        monkeypatch.setattr(module, "write_trials", disk_full, raising=False)
+    with pytest.raises(OSError, match="No space left"):
+        prepare(corpus, str(other), str(out), seed=1)
+    assert _snapshot(out) == before
+    with pytest.raises(OSError, match="No space left"):
+        prepare(corpus, str(other), str(fresh), seed=1)
+    assert not fresh.exists()
+    monkeypatch.undo()
+
+    prepare(corpus, str(other), str(out), seed=1)
+    prepare(corpus, str(other), str(fresh), seed=1)
+    assert _snapshot(out) == _snapshot(fresh) != before
 
 
 def test_atomic_writes_are_mode_0600_whatever_the_umask(tmp_path):
