@@ -10,10 +10,11 @@ import stat
 import numpy as np
 import pytest
 import soundfile
-from fake_corpora import EMODB_SPEAKERS, make_emodb, make_synth
+from fake_corpora import EMODB_SPEAKERS, make_emodb, make_synth, write_wav
 
 from emotion_invariant.data import corpora, synth, trials
-from emotion_invariant.data.manifest import read_manifest
+from emotion_invariant.data.corpora.emodb import EMOTIONS as EMODB_EMOTIONS
+from emotion_invariant.data.manifest import ManifestError, read_manifest
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.utils import atomic_open
 
@@ -151,3 +152,25 @@ def test_unwritable_output_folder_gives_traceback(
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert str(unwritable) in lines[0] and "Permission denied" in lines[0]
     assert list(unwritable.iterdir()) == []
+
+
+@pytest.mark.parametrize("corpus", ["synth", "emodb"])
+def test_single_emotion_speakers_fail_after_writing(corpus, tmp_path):
+    root, out = tmp_path / "corpus", tmp_path / "out"
+    if corpus == "synth":
+        emotions = ("neu", "ang", "sad", "hap", "neu", "ang")
+        make_synth(str(root), [[e] for e in emotions])
+        listed = ["spk004 neu"]
+    else:
+        listed = []
+        for k, spk in enumerate(EMODB_SPEAKERS):
+            letter = "WLEAFTNWLE"[k]
+            for text in ("a01", "b02"):
+                write_wav(str(root / "wav" / f"{spk}{text}{letter}a.wav"))
+            listed.append(f"{spk} {EMODB_EMOTIONS[letter]}")
+    with pytest.raises(ManifestError) as error:
+        prepare(corpus, str(root), str(out))
+    message = str(error.value)
+    assert "test split" in message, message
+    assert any(pair in message for pair in listed), message
+    assert not out.exists() or list(out.iterdir()) == []

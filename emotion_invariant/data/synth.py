@@ -774,7 +774,8 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
         return
     content = corpus_content("synth", data_folder, save_folder)
     rows = read_manifest(manifest)
-    splits = read_splits(os.path.join(data_folder, "splits.json"), rows)
+    splits_path = os.path.join(data_folder, "splits.json")
+    splits = read_splits(splits_path, rows)
     for row in rows:
         row["wav"] = row["wav"].replace(
             "$data_root", os.path.abspath(data_folder)
@@ -786,7 +787,10 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
     outputs = {"manifest": "synth.csv"}
     outputs.update({name: f"synth_{name}.csv" for name in parts})
     outputs["trials"] = "synth_trials.txt"
-    trials = make_trials(parts["test"], seed, max_per_condition)
+    try:
+        trials = make_trials(parts["test"], seed, max_per_condition)
+    except ManifestError as err:
+        raise ManifestError(f"{splits_path}: test split: {err}") from err
     marker = "synth_prepare.json"
     owned = [*outputs.values(), marker]
     with staged_files(save_folder, marker, owned) as staging:
