@@ -4,6 +4,8 @@ What the user sees and what is left on disk for each is summed up in
 ``docs/reliability.md``.
 """
 
+import json
+import logging
 import os
 import stat
 
@@ -174,3 +176,38 @@ def test_single_emotion_speakers_fail_after_writing(corpus, tmp_path):
     assert "test split" in message, message
     assert any(pair in message for pair in listed), message
     assert not out.exists() or list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize("corpus", ["emodb", "synth"])
+def test_three_speakers_refused_whole(corpus, tmp_path, caplog):
+    root, out = tmp_path / "corpus", tmp_path / "out"
+    if corpus == "synth":
+        # The smallest corpus the synthesizer makes: one test speaker.
+        make_synth(str(root), [["neu", "ang"]] * 3)
+        with caplog.at_level(logging.WARNING):
+            prepare("synth", str(root), str(out))
+        names = sorted(p.name for p in out.iterdir())
+        assert names == [
+            "synth.csv",
+            "synth_dev.csv",
+            "synth_prepare.json",
+            "synth_test.csv",
+            "synth_train.csv",
+        ]
+        assert any("no trial list" in r.getMessage() for r in caplog.records)
+        return
+    make_emodb(str(root), EMODB_SPEAKERS[:3])
+    with caplog.at_level(logging.WARNING):
+        outputs = prepare("emodb", str(root), str(out))
+    rows = read_manifest(outputs["manifest"])
+    assert {r["spk_id"] for r in rows} == set(EMODB_SPEAKERS[:3])
+    assert {r["split"] for r in rows} == {"test"}
+    with open(outputs["trials"]) as f:
+        enrolled = {line.split()[1][:2] for line in f}
+    assert enrolled == set(EMODB_SPEAKERS[:3])
+    assert "train" not in outputs and "dev" not in outputs
+    assert not (out / "emodb_train.csv").exists()
+    warned = [r.getMessage() for r in caplog.records]
+    assert any("at least 4 speakers" in m for m in warned), warned
+    with open(outputs["prepare"]) as f:
+        assert json.load(f)["summary"]["splits"] == {"test": 3}

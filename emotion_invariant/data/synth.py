@@ -17,6 +17,7 @@ Command line::
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -45,6 +46,8 @@ from emotion_invariant.utils import (
     os_error_message,
     staged_files,
 )
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
@@ -742,10 +745,10 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
     Reads ``data_folder/synth.csv`` and ``splits.json`` written by
     :func:`synthesize_corpus`, checks them, and writes ``synth.csv``,
     ``synth_train.csv``, ``synth_dev.csv``, ``synth_test.csv`` and
-    ``synth_trials.txt`` (from the test speakers) into ``save_folder``, all
-    together or, when anything fails, none of them. Skips the work when a
-    run with the same options, from the same folder holding the same files,
-    finished.
+    ``synth_trials.txt`` (from the test speakers, when there are two or
+    more) into ``save_folder``, all together or, when anything fails, none
+    of them. Skips the work when a run with the same options, from the same
+    folder holding the same files, finished.
 
     Arguments
     ---------
@@ -786,18 +789,29 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
     }
     outputs = {"manifest": "synth.csv"}
     outputs.update({name: f"synth_{name}.csv" for name in parts})
-    outputs["trials"] = "synth_trials.txt"
-    try:
-        trials = make_trials(parts["test"], seed, max_per_condition)
-    except ManifestError as err:
-        raise ManifestError(f"{splits_path}: test split: {err}") from err
+    trials = None
+    n_test = len(splits.get("test", ()))
+    if n_test >= 2:
+        try:
+            trials = make_trials(parts["test"], seed, max_per_condition)
+        except ManifestError as err:
+            raise ManifestError(f"{splits_path}: test split: {err}") from err
+        outputs["trials"] = "synth_trials.txt"
+    else:
+        logger.warning(
+            "synth: %d test speaker(s) in %s: no trial list (verification "
+            "trials need two test speakers; synthesize 4 speakers or more)",
+            n_test,
+            splits_path,
+        )
     marker = "synth_prepare.json"
-    owned = [*outputs.values(), marker]
+    owned = [*outputs.values(), "synth_trials.txt", marker]
     with staged_files(save_folder, marker, owned) as staging:
         write_manifest(rows, os.path.join(staging, outputs["manifest"]))
         for name, part in parts.items():
             write_manifest(part, os.path.join(staging, outputs[name]))
-        write_trials(trials, os.path.join(staging, outputs["trials"]))
+        if trials is not None:
+            write_trials(trials, os.path.join(staging, outputs["trials"]))
         with atomic_open(os.path.join(staging, marker)) as f:
             json.dump(
                 {"settings": settings, "content": content, "outputs": outputs},

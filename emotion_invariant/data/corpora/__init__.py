@@ -21,7 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 import soundfile
 from tqdm import tqdm
 
-from emotion_invariant.data.folds import group_by, speaker_folds, speaker_split
+from emotion_invariant.data.folds import (
+    MIN_SPLIT_SPEAKERS,
+    group_by,
+    speaker_folds,
+    speaker_split,
+)
 from emotion_invariant.data.manifest import (
     REQUIRED_COLUMNS,
     ManifestError,
@@ -522,6 +527,10 @@ def finish(
     together or, when anything fails, none does (see
     :func:`emotion_invariant.utils.staged_files`).
 
+    Fewer than 4 speakers cannot give a speaker-disjoint train/dev/test
+    split: they all go to test, with a warning, so that the manifest and
+    trial list still serve zero-shot evaluation and clustering.
+
     Arguments
     ---------
     corpus : str
@@ -590,10 +599,15 @@ def finish(
             gender = row.get("gender", "")
             if genders.get(row["spk_id"]) in (None, ""):
                 genders[row["spk_id"]] = gender
+    all_test = (
+        split_of is None and not presplit and len(genders) < MIN_SPLIT_SPEAKERS
+    )
     try:
         if fold_of is None:
             fold_of = speaker_folds(genders, held_out, seed)
-        if split_of is None and not presplit:
+        if all_test:
+            split_of = dict.fromkeys(genders, "test")
+        elif split_of is None and not presplit:
             split_of = speaker_split(genders, test_fraction, dev_fraction, seed)
     except ValueError as err:
         unnamed = sum(not _known(row["spk_id"]) for row in rows)
@@ -602,6 +616,16 @@ def finish(
             f"{settings['data_folder']}: cannot split {corpus} by speakers: "
             f"{err}{hint}"
         ) from err
+    if all_test:
+        logger.warning(
+            "%s: %d speakers cannot give a speaker-disjoint train/dev/test "
+            "split (it needs at least %d speakers): all are in the test "
+            "split, with a trial list over all of them (for zero-shot "
+            "evaluation and clustering); no train or dev manifest",
+            corpus,
+            len(genders),
+            MIN_SPLIT_SPEAKERS,
+        )
     if fold_of:
         # A fixed assignment (IEMOCAP sessions) may name absent speakers.
         fold_of = {spk: f for spk, f in fold_of.items() if spk in genders}
