@@ -356,6 +356,63 @@ def make_voxceleb(root, speakers=4, videos=3, utterances=2, meta=True):
     return genders
 
 
+def make_synth(root, emotions=(("neu", "ang"),) * 6, utterances=2):
+    """A demo-corpus folder as the synthesizer writes it, noise for speech.
+
+    Arguments
+    ---------
+    root : str
+        The corpus folder (``--out`` of the synthesizer).
+    emotions : sequence of sequence of str
+        The emotions of each speaker, one entry per speaker.
+    utterances : int
+        Utterances per speaker and emotion.
+
+    Returns
+    -------
+    dict
+        Split -> speakers (``splits.json``): the last two speakers (one
+        of three) are the test split, the one before them dev, the rest
+        train, as the synthesizer splits them.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> make_synth(tempfile.mkdtemp(), [["neu"]] * 4)["test"]
+    ['spk002', 'spk003']
+    """
+    from emotion_invariant.data.manifest import write_manifest
+
+    speakers = [f"spk{k:03d}" for k in range(len(emotions))]
+    rows = []
+    for k, (spk, emos) in enumerate(zip(speakers, emotions)):
+        for emo in emos:
+            for u in range(utterances):
+                uid = f"{spk}_{emo}_{u:03d}"
+                rel = f"wavs/{spk}/{uid}.wav"
+                write_wav(os.path.join(root, rel), 16000, k + u)
+                rows.append(
+                    {
+                        "ID": uid,
+                        "duration": DURATION,
+                        "wav": "$data_root/" + rel,
+                        "spk_id": spk,
+                        "emo": emo,
+                        "gender": "MF"[k % 2],
+                    }
+                )
+    n_test = 2 if len(speakers) >= 4 else 1
+    splits = {
+        "train": speakers[: -n_test - 1],
+        "dev": speakers[-n_test - 1 : -n_test],
+        "test": speakers[-n_test:],
+    }
+    write_manifest(rows, os.path.join(root, "synth.csv"))
+    with open(os.path.join(root, "splits.json"), "w") as f:
+        json.dump(splits, f)
+    return splits
+
+
 def check_prepared(outputs, corpus):
     """Check what a preparation wrote against itself; return manifest rows.
 

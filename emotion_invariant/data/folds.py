@@ -13,6 +13,10 @@ from collections import defaultdict
 
 from emotion_invariant.data.manifest import ManifestError
 
+#: The fewest speakers a train/dev/test split can take: two test speakers
+#: (so that trials have non-target pairs), one dev, one training.
+MIN_SPLIT_SPEAKERS = 4
+
 
 def _gender_groups(genders, seed):
     """Speakers grouped by gender, each group shuffled by ``seed``."""
@@ -115,7 +119,7 @@ def speaker_split(genders, test=0.2, dev=0.1, seed=0):
         raise ValueError(
             f"{n_speakers} speakers cannot give {n_test} test, {n_dev} dev "
             "and at least one training speaker; a speaker-disjoint split "
-            "needs at least 4 speakers"
+            f"needs at least {MIN_SPLIT_SPEAKERS} speakers"
         )
     # Rank within a gender group, as a fraction of the group: sorting on it
     # interleaves the groups in proportion to their sizes.

@@ -17,6 +17,7 @@ Command line::
 
 import argparse
 import json
+import logging
 import os
 import re
 import shutil
@@ -31,13 +32,22 @@ import soundfile
 from scipy.signal import lfilter, resample_poly
 from tqdm import tqdm
 
+from emotion_invariant.data.corpora import already_prepared, corpus_content
 from emotion_invariant.data.manifest import (
     ManifestError,
     read_manifest,
     read_splits,
     write_manifest,
 )
-from emotion_invariant.utils import atomic_open, atomic_path
+from emotion_invariant.data.trials import make_trials, write_trials
+from emotion_invariant.utils import (
+    atomic_open,
+    atomic_path,
+    os_error_message,
+    staged_files,
+)
+
+logger = logging.getLogger(__name__)
 
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050
@@ -735,8 +745,10 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
     Reads ``data_folder/synth.csv`` and ``splits.json`` written by
     :func:`synthesize_corpus`, checks them, and writes ``synth.csv``,
     ``synth_train.csv``, ``synth_dev.csv``, ``synth_test.csv`` and
-    ``synth_trials.txt`` (from the test speakers) into ``save_folder``.
-    Skips work already done.
+    ``synth_trials.txt`` (from the test speakers, when there are two or
+    more) into ``save_folder``, all together or, when anything fails, none
+    of them. Skips the work when a run with the same options, from the same
+    folder holding the same files, finished.
 
     Arguments
     ---------
@@ -749,24 +761,6 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
     max_per_condition : int, optional
         Cap on target (and non-target) trials per condition.
     """
-    from emotion_invariant.data.trials import make_trials, write_trials
-
-    outputs = [
-        os.path.join(save_folder, name)
-        for name in (
-            "synth.csv",
-            "synth_train.csv",
-            "synth_dev.csv",
-            "synth_test.csv",
-            "synth_trials.txt",
-        )
-    ]
-    options = {"seed": seed, "max_per_condition": max_per_condition}
-    opt_path = os.path.join(save_folder, "synth_prepare.json")
-    if all(os.path.isfile(p) for p in outputs) and os.path.isfile(opt_path):
-        with open(opt_path) as f:
-            if json.load(f) == options:
-                return
     manifest = os.path.join(data_folder, "synth.csv")
     if not os.path.isfile(manifest):
         raise ManifestError(
@@ -774,20 +768,56 @@ def prepare_synth(data_folder, save_folder, seed=0, max_per_condition=None):
             "(create one with "
             "`python -m emotion_invariant.data.synth --out DIR`)"
         )
+    settings = {
+        "data_folder": os.path.realpath(data_folder),
+        "seed": seed,
+        "max_per_condition": max_per_condition,
+    }
+    if already_prepared("synth", save_folder, settings, data_folder):
+        return
+    content = corpus_content("synth", data_folder, save_folder)
     rows = read_manifest(manifest)
-    splits = read_splits(os.path.join(data_folder, "splits.json"), rows)
+    splits_path = os.path.join(data_folder, "splits.json")
+    splits = read_splits(splits_path, rows)
     for row in rows:
         row["wav"] = row["wav"].replace(
             "$data_root", os.path.abspath(data_folder)
         )
-    write_manifest(rows, outputs[0])
-    for name, path in zip(("train", "dev", "test"), outputs[1:4]):
-        ids = set(splits.get(name, ()))
-        write_manifest([r for r in rows if r["spk_id"] in ids], path)
-    test_rows = [r for r in rows if r["spk_id"] in set(splits.get("test", ()))]
-    write_trials(make_trials(test_rows, seed, max_per_condition), outputs[4])
-    with atomic_open(opt_path) as f:
-        json.dump(options, f)
+    parts = {
+        name: [r for r in rows if r["spk_id"] in set(splits.get(name, ()))]
+        for name in ("train", "dev", "test")
+    }
+    outputs = {"manifest": "synth.csv"}
+    outputs.update({name: f"synth_{name}.csv" for name in parts})
+    trials = None
+    n_test = len(splits.get("test", ()))
+    if n_test >= 2:
+        try:
+            trials = make_trials(parts["test"], seed, max_per_condition)
+        except ManifestError as err:
+            raise ManifestError(f"{splits_path}: test split: {err}") from err
+        outputs["trials"] = "synth_trials.txt"
+    else:
+        logger.warning(
+            "synth: %d test speaker(s) in %s: no trial list (verification "
+            "trials need two test speakers; synthesize 4 speakers or more)",
+            n_test,
+            splits_path,
+        )
+    marker = "synth_prepare.json"
+    owned = [*outputs.values(), "synth_trials.txt", marker]
+    with staged_files(save_folder, marker, owned) as staging:
+        write_manifest(rows, os.path.join(staging, outputs["manifest"]))
+        for name, part in parts.items():
+            write_manifest(part, os.path.join(staging, outputs[name]))
+        if trials is not None:
+            write_trials(trials, os.path.join(staging, outputs["trials"]))
+        with atomic_open(os.path.join(staging, marker)) as f:
+            json.dump(
+                {"settings": settings, "content": content, "outputs": outputs},
+                f,
+                indent=1,
+            )
 
 
 def main(argv=None):
@@ -823,6 +853,13 @@ def main(argv=None):
         )
     except (SynthError, ManifestError) as err:
         print(f"error: {err}", file=sys.stderr)
+        return 2
+    except OSError as err:
+        print(
+            f"error: cannot write the corpus in {args.out}: "
+            + os_error_message(err),
+            file=sys.stderr,
+        )
         return 2
     print(summary_markdown(summary))
     return 0

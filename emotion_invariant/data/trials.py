@@ -18,7 +18,7 @@ import sys
 from collections import defaultdict
 
 from emotion_invariant.data.manifest import ManifestError, read_manifest
-from emotion_invariant.utils import atomic_open
+from emotion_invariant.utils import atomic_open, os_error_message
 
 NEUTRAL = "neu"
 GROUPS = ("N-N", "N-E", "E-E same", "E-E cross")
@@ -146,11 +146,34 @@ def make_trials(rows, seed=0, max_per_condition=None):
         for enrol, test, cond in nontargets[:count]:
             trials.append((0, enrol, test, cond))
     if not trials:
-        raise ManifestError(
-            "no trials could be built: every condition needs at least one "
-            "target and one non-target pair (two speakers, two utterances each)"
-        )
+        raise ManifestError("no trials could be built: " + _missing(by_spk_emo))
     return trials
+
+
+def _missing(by_spk_emo, shown=8):
+    """Why rows give no trial, and the emotions of each speaker.
+
+    Example
+    -------
+    >>> _missing({("a", "neu"): ["a1", "a2"], ("b", "ang"): ["b1", "b2"]})
+    'every condition needs a target pair (two utterances of one speaker) \
+and a non-target pair (two speakers) in the same emotions; emotions by \
+speaker: a neu; b ang'
+    """
+    emotions = defaultdict(list)
+    for spk, emo in sorted(by_spk_emo):
+        emotions[spk].append(emo)
+    if len(emotions) < 2:
+        reason = "non-target trials need two speakers, and there is one"
+    else:
+        reason = (
+            "every condition needs a target pair (two utterances of one "
+            "speaker) and a non-target pair (two speakers) in the same "
+            "emotions"
+        )
+    listed = [f"{spk} {' '.join(emos)}" for spk, emos in emotions.items()]
+    more = f"; ... ({len(listed)} speakers)" if len(listed) > shown else ""
+    return f"{reason}; emotions by speaker: {'; '.join(listed[:shown])}{more}"
 
 
 def _sample_nontargets(rng, by_emo, pairs, count):
@@ -210,6 +233,9 @@ def main(argv=None):
         write_trials(trials, args.out)
     except ManifestError as err:
         print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: {os_error_message(err)}", file=sys.stderr)
         return 1
     counts = defaultdict(int)
     for label, _, _, cond in trials:

@@ -5,9 +5,11 @@ is common and follows SpeechBrain's data-preparation idiom: check that the
 folder is the corpus root (and say where it probably is when it is not),
 read durations from file headers only, assign speaker-independent folds
 and splits, write the manifest, folds and emotional trial list atomically,
-and skip all of it when the saved options say the work is already done.
+and skip all of it when the saved options and the folder's content say
+the work is already done.
 """
 
+import hashlib
 import inspect
 import json
 import logging
@@ -19,7 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 import soundfile
 from tqdm import tqdm
 
-from emotion_invariant.data.folds import group_by, speaker_folds, speaker_split
+from emotion_invariant.data.folds import (
+    MIN_SPLIT_SPEAKERS,
+    group_by,
+    speaker_folds,
+    speaker_split,
+)
 from emotion_invariant.data.manifest import (
     REQUIRED_COLUMNS,
     ManifestError,
@@ -28,7 +35,7 @@ from emotion_invariant.data.manifest import (
     write_manifest,
 )
 from emotion_invariant.data.trials import make_trials, write_trials
-from emotion_invariant.utils import atomic_open
+from emotion_invariant.utils import atomic_open, staged_files
 
 logger = logging.getLogger(__name__)
 
@@ -319,18 +326,116 @@ def common_settings(data_folder, **options):
     1
     """
     return {
-        "data_folder": os.path.abspath(data_folder),
+        "data_folder": os.path.realpath(data_folder),
         "format": _FORMAT_VERSION,
         **options,
     }
+
+
+def folder_fingerprint(folder, exclude=()):
+    """What a corpus folder holds, cheaply: its files' paths and sizes.
+
+    No file is opened and modification times are ignored (a copy made
+    with ``cp -r`` is the same corpus), so the cost is one ``stat`` per
+    file. Hidden entries are left out, and so are the paths of
+    ``exclude``. Symbolic links are followed, each real folder once.
+
+    Arguments
+    ---------
+    folder : str
+        The corpus folder.
+    exclude : iterable of str
+        Files and folders under ``folder`` to leave out.
+
+    Returns
+    -------
+    dict
+        ``files`` (how many), ``bytes`` (their total size) and ``sha256``
+        (of the sorted list of relative paths and sizes).
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(d, "a.wav"), "wb").write(b"1234")
+    >>> before = folder_fingerprint(d)
+    >>> before["files"], before["bytes"]
+    (1, 4)
+    >>> _ = open(os.path.join(d, "a.wav"), "ab").write(b"5")
+    >>> folder_fingerprint(d) == before
+    False
+    """
+    root = os.path.realpath(folder)
+    # Entries are met as <real folder>/<name>: match both forms.
+    skip = {os.path.realpath(path) for path in exclude}
+    skip |= {
+        os.path.join(
+            os.path.realpath(os.path.dirname(path)), os.path.basename(path)
+        )
+        for path in exclude
+    }
+    entries, seen, stack = [], {root}, [("", root)]
+    while stack:
+        rel, current = stack.pop()
+        try:
+            with os.scandir(current) as scan:
+                items = [e for e in scan if not e.name.startswith(".")]
+        except OSError:
+            entries.append((rel + "/", -1))  # unreadable: counted as such
+            continue
+        for entry in items:
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.path in skip:
+                continue
+            if entry.is_dir():
+                real = os.path.realpath(entry.path)
+                if real not in seen and real not in skip:
+                    seen.add(real)
+                    stack.append((path, real))
+                continue
+            try:
+                size = entry.stat().st_size
+            except OSError:  # a broken link
+                size = -1
+            entries.append((path, size))
+    entries.sort()
+    digest = hashlib.sha256()
+    for path, size in entries:
+        digest.update(f"{path}\t{size}\n".encode("utf-8", "surrogateescape"))
+    return {
+        "files": len(entries),
+        "bytes": sum(max(size, 0) for _, size in entries),
+        "sha256": digest.hexdigest(),
+    }
+
+
+def corpus_content(corpus, data_folder, save_folder):
+    """:func:`folder_fingerprint` of a corpus, less what preparing it wrote.
+
+    The outputs of ``corpus`` in ``save_folder`` (and that folder) are left
+    out, so preparing a corpus into its own folder does not change it.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(d, "a.wav"), "wb").write(b"1234")
+    >>> before = corpus_content("esd", d, d)
+    >>> _ = open(os.path.join(d, "esd_train.csv"), "w").write("ID")
+    >>> corpus_content("esd", d, d) == before
+    True
+    """
+    outputs = outputs_of(corpus, save_folder).values()
+    splits = [os.path.join(save_folder, f"{corpus}_{n}.csv") for n in SPLITS]
+    return folder_fingerprint(data_folder, [save_folder, *outputs, *splits])
 
 
 def _prepare_json(save_folder, corpus):
     return os.path.join(save_folder, f"{corpus}_prepare.json")
 
 
-def already_prepared(corpus, save_folder, settings):
-    """Whether ``save_folder`` holds a finished run with the same settings.
+def already_prepared(corpus, save_folder, settings, data_folder=None):
+    """Whether ``save_folder`` holds a finished run of the same settings.
 
     Arguments
     ---------
@@ -340,6 +445,9 @@ def already_prepared(corpus, save_folder, settings):
         Where the outputs are.
     settings : dict
         The settings of the run about to start.
+    data_folder : str, optional
+        The corpus folder: the finished run must also have been made from
+        what it holds now (see :func:`folder_fingerprint`).
 
     Returns
     -------
@@ -360,9 +468,14 @@ def already_prepared(corpus, save_folder, settings):
     if not isinstance(saved, dict) or saved.get("settings") != settings:
         return False
     outputs = saved.get("outputs")
-    return isinstance(outputs, dict) and all(
+    if not isinstance(outputs, dict) or not all(
         os.path.isfile(os.path.join(save_folder, name))
         for name in outputs.values()
+    ):
+        return False
+    # Looked at last: it costs a stat of every file of the corpus.
+    return data_folder is None or saved.get("content") == corpus_content(
+        corpus, data_folder, save_folder
     )
 
 
@@ -387,11 +500,6 @@ def _known(spk):
     return not spk.startswith(UNKNOWN_SPEAKER)
 
 
-def _remove(path):
-    if os.path.isfile(path):
-        os.remove(path)
-
-
 def finish(
     corpus,
     rows,
@@ -406,6 +514,7 @@ def finish(
     fold_of=None,
     split_of=None,
     presplit=False,
+    content=None,
 ):
     """Assign folds and splits, then write manifest, folds, splits, trials.
 
@@ -414,7 +523,13 @@ def finish(
     ``<corpus>_splits.json`` (split -> speakers, only when speakers are
     disjoint), ``<corpus>_trials.txt`` (from the test rows whose speaker is
     known) and, last, ``<corpus>_prepare.json`` (settings, outputs,
-    counts), whose presence marks the run as finished.
+    counts), whose presence marks the run as finished. All of them appear
+    together or, when anything fails, none does (see
+    :func:`emotion_invariant.utils.staged_files`).
+
+    Fewer than 4 speakers cannot give a speaker-disjoint train/dev/test
+    split: they all go to test, with a warning, so that the manifest and
+    trial list still serve zero-shot evaluation and clustering.
 
     Arguments
     ---------
@@ -444,6 +559,9 @@ def finish(
     presplit : bool
         The rows already carry ``split`` (an official or per-utterance
         split); speakers may then be on several sides, which is recorded.
+    content : dict, optional
+        What the corpus folder held (see :func:`folder_fingerprint`),
+        recorded so that a later run can tell whether it changed.
 
     Returns
     -------
@@ -481,10 +599,15 @@ def finish(
             gender = row.get("gender", "")
             if genders.get(row["spk_id"]) in (None, ""):
                 genders[row["spk_id"]] = gender
+    all_test = (
+        split_of is None and not presplit and len(genders) < MIN_SPLIT_SPEAKERS
+    )
     try:
         if fold_of is None:
             fold_of = speaker_folds(genders, held_out, seed)
-        if split_of is None and not presplit:
+        if all_test:
+            split_of = dict.fromkeys(genders, "test")
+        elif split_of is None and not presplit:
             split_of = speaker_split(genders, test_fraction, dev_fraction, seed)
     except ValueError as err:
         unnamed = sum(not _known(row["spk_id"]) for row in rows)
@@ -493,6 +616,16 @@ def finish(
             f"{settings['data_folder']}: cannot split {corpus} by speakers: "
             f"{err}{hint}"
         ) from err
+    if all_test:
+        logger.warning(
+            "%s: %d speakers cannot give a speaker-disjoint train/dev/test "
+            "split (it needs at least %d speakers): all are in the test "
+            "split, with a trial list over all of them (for zero-shot "
+            "evaluation and clustering); no train or dev manifest",
+            corpus,
+            len(genders),
+            MIN_SPLIT_SPEAKERS,
+        )
     if fold_of:
         # A fixed assignment (IEMOCAP sessions) may name absent speakers.
         fold_of = {spk: f for spk, f in fold_of.items() if spk in genders}
@@ -566,44 +699,6 @@ def finish(
             "%s: no test split of two speakers or more: no trials", corpus
         )
 
-    paths = outputs_of(corpus, save_folder)
-    os.makedirs(save_folder, exist_ok=True)
-    # A crash from here on must not leave a run that looks finished.
-    _remove(paths["prepare"])
-    written = {"manifest": paths["manifest"], "folds": paths["folds"]}
-    write_manifest(rows, paths["manifest"])
-    for name in SPLITS:
-        part = [row for row in rows if row.get("split") == name]
-        path = os.path.join(save_folder, f"{corpus}_{name}.csv")
-        if part:
-            write_manifest(part, path)
-            written[name] = path
-        else:
-            _remove(path)
-    with atomic_open(paths["folds"]) as f:
-        json.dump(
-            {
-                "corpus": corpus,
-                "seed": seed,
-                "folds": folds,
-                "speaker_overlap": bool(overlap),
-                "unknown_speaker_utterances": n_unknown,
-            },
-            f,
-            indent=1,
-        )
-    if overlap:
-        _remove(paths["splits"])
-    else:
-        with atomic_open(paths["splits"]) as f:
-            json.dump(splits, f, indent=1)
-        written["splits"] = paths["splits"]
-    if trials is None:
-        _remove(paths["trials"])
-    else:
-        write_trials(trials, paths["trials"])
-        written["trials"] = paths["trials"]
-
     summary = {
         "utterances": len(rows),
         "speakers": len(genders),
@@ -615,19 +710,58 @@ def finish(
         "unknown_speaker_utterances": n_unknown,
         "skipped": problems.summary(),
     }
-    problems.log(corpus)
-    with atomic_open(paths["prepare"]) as f:
-        json.dump(
-            {
-                "settings": settings,
-                "outputs": {k: os.path.basename(p) for k, p in written.items()},
-                "summary": summary,
-            },
-            f,
-            indent=1,
-            ensure_ascii=False,
-        )
+    paths = outputs_of(corpus, save_folder)
+    for name in SPLITS:
+        paths[name] = os.path.join(save_folder, f"{corpus}_{name}.csv")
+    written = {"manifest": paths["manifest"], "folds": paths["folds"]}
+    owned = [os.path.basename(path) for path in paths.values()]
+    marker = os.path.basename(paths["prepare"])
+    with staged_files(save_folder, marker, owned) as staging:
+
+        def staged(role):
+            return os.path.join(staging, os.path.basename(paths[role]))
+
+        write_manifest(rows, staged("manifest"))
+        for name in SPLITS:
+            part = [row for row in rows if row.get("split") == name]
+            if part:
+                write_manifest(part, staged(name))
+                written[name] = paths[name]
+        with atomic_open(staged("folds")) as f:
+            json.dump(
+                {
+                    "corpus": corpus,
+                    "seed": seed,
+                    "folds": folds,
+                    "speaker_overlap": bool(overlap),
+                    "unknown_speaker_utterances": n_unknown,
+                },
+                f,
+                indent=1,
+            )
+        if not overlap:
+            with atomic_open(staged("splits")) as f:
+                json.dump(splits, f, indent=1)
+            written["splits"] = paths["splits"]
+        if trials is not None:
+            write_trials(trials, staged("trials"))
+            written["trials"] = paths["trials"]
+        with atomic_open(staged("prepare")) as f:
+            json.dump(
+                {
+                    "settings": settings,
+                    "content": content,
+                    "outputs": {
+                        k: os.path.basename(p) for k, p in written.items()
+                    },
+                    "summary": summary,
+                },
+                f,
+                indent=1,
+                ensure_ascii=False,
+            )
     written["prepare"] = paths["prepare"]
+    problems.log(corpus)
     logger.info(
         "%s: %d utterances, %d speakers, %.1f h -> %s",
         corpus,
@@ -748,11 +882,14 @@ def run(
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     settings = common_settings(data_folder, **options)
-    if already_prepared(corpus, save_folder, settings):
+    if already_prepared(corpus, save_folder, settings, data_folder):
         logger.info("%s: already prepared in %s, skipping", corpus, save_folder)
         return saved_outputs(corpus, save_folder)
     problems = Problems(options["skip_bad"])
     rows = parse(problems)
+    # Taken once parsing has found the corpus root, so that a wrong folder
+    # (say, /) is refused before anything walks it.
+    content = corpus_content(corpus, data_folder, save_folder)
     rows = add_durations(rows, problems, jobs, desc=f"{corpus} headers")
     return finish(
         corpus,
@@ -768,4 +905,5 @@ def run(
         fold_of=fold_of,
         split_of=split_of,
         presplit=presplit,
+        content=content,
     )
