@@ -14,6 +14,7 @@ import os
 import pathlib
 
 import torch
+from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.checkpoints import (
     CKPT_PREFIX,
     Checkpointer,
@@ -118,8 +119,17 @@ def _read(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # pickle, zip and torch errors all land here
+        text = str(err)
+        if "weights_only" in text:
+            # torch advises loading with weights_only=False, which runs
+            # whatever code the file holds: that advice is never passed on.
+            raise PretrainedError(
+                f"cannot read {path}: not a valid checkpoint (not a state dict "
+                "of tensors saved with torch.save: corrupt, or another format)"
+            ) from None
+        reason = text.splitlines()[0] if text else type(err).__name__
         raise PretrainedError(
-            f"cannot read {path}: {type(err).__name__}: {err}"
+            f"cannot read {path}: not a valid checkpoint ({reason})"
         ) from err
 
 
@@ -140,7 +150,12 @@ def _check_state(path, module, strict, allow_mismatch):
         and value.shape != own[key].shape
     ]
     if mismatched:
-        message = f"{path}: shape mismatch for " + "; ".join(mismatched)
+        message = f"{path}: shape mismatch for " + "; ".join(mismatched[:3])
+        if len(mismatched) > 3:
+            message += (
+                f" (+{len(mismatched) - 3} more; {len(mismatched)} "
+                "tensors differ: is this checkpoint of another model size?)"
+            )
         if allow_mismatch:
             logger.warning("%s; left at its initial values", message)
             return None
@@ -310,10 +325,29 @@ shape mismatch for weight: checkpoint (2, 3) vs model (2, 4)
                 allow_mismatch=role == "classifier"
                 and skip_classifier_mismatch,
             )
+    files = []
     for role, load in loaders.items():
         if load is None:
             result["skipped"].append(role)
         else:
             load()
             result["loaded"].append(role)
+            files.append(_find(ckpt_dir, root, role, names).name)
+    logger.info(
+        "loaded %s from %s (%s)",
+        ", ".join(files),
+        ckpt_dir,
+        _speakers(ckpt_dir, root, names),
+    )
     return result
+
+
+def _speakers(ckpt_dir, root, names):
+    """How many speakers the pretrained model was trained on, in words."""
+    try:
+        path = _find(ckpt_dir, root, "label_encoder", names)
+        encoder = CategoricalEncoder()
+        encoder.load(path)
+    except Exception:  # no label encoder, or not one: not worth failing
+        return "number of training speakers unknown: no label encoder"
+    return f"trained on {len(encoder)} speakers"

@@ -13,6 +13,7 @@ checked before anything is written, so a bad input leaves no files.
 """
 
 import argparse
+import logging
 import sys
 
 from emotion_invariant.data.manifest import ManifestError
@@ -26,6 +27,8 @@ from emotion_invariant.scoring import (
     write_report,
     write_scores,
 )
+
+logger = logging.getLogger(__name__)
 
 
 def score(
@@ -87,6 +90,17 @@ def score(
     """
     ids, matrix = load_embeddings(embeddings)
     trial_list = read_trials(trials)
+    if report is not None and trial_list.labels.all():
+        raise ManifestError(
+            f"{trials}: all {len(trial_list)} trials are target trials; "
+            "EER and minDCF need non-target trials too"
+        )
+    if report is not None and not trial_list.labels.any():
+        raise ManifestError(
+            f"{trials}: all {len(trial_list)} trials are non-target trials; "
+            "EER and minDCF need target trials too"
+        )
+    warn_self_trials(trial_list, trials)
     skipped = 0
     if skip_missing:
         trial_list, skipped = drop_missing(trial_list, ids)
@@ -95,7 +109,7 @@ def score(
                 f"{trials}: every trial names an id missing from {embeddings}"
             )
     scores = score_trials(
-        (ids, matrix),
+        (ids, matrix, embeddings),
         trial_list,
         norm=norm,
         cohort=cohort,
@@ -112,6 +126,45 @@ def score(
         write_report(built, report)
         summary["report"] = built
     return summary
+
+
+def warn_self_trials(trials, source):
+    """Warn about trials that score an utterance against itself.
+
+    Such a trial always scores 1, so it flatters the EER; it is scored (a
+    warning, not an error: a sanity-check list may hold some on purpose).
+
+    Arguments
+    ---------
+    trials : Trials
+    source : str
+        The trial list's name, for the message.
+
+    Returns
+    -------
+    int
+        How many trials have ``enrol == test``.
+
+    Example
+    -------
+    >>> from emotion_invariant.scoring import Trials
+    >>> warn_self_trials(Trials.from_records([(1, "a", "a"), (0, "a", "b")]),
+    ...                  "t.txt")
+    1
+    """
+    same = trials.enrol == trials.test
+    count = int(same.sum())
+    if count:
+        first = int(same.argmax())
+        logger.warning(
+            "%s: %d trial(s) compare an utterance with itself (enrol == "
+            "test, first on trial %d: %r); they score 1 and flatter the EER",
+            source,
+            count,
+            first + 1,
+            trials.names[trials.enrol[first]],
+        )
+    return count
 
 
 def main(argv=None):

@@ -184,6 +184,13 @@ def load_embeddings(path):
         else:
             content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # numpy, zipfile and pickle raise many types
+        if "weights_only" in str(err):
+            # torch advises weights_only=False, which runs whatever code the
+            # file holds: that advice is never passed on.
+            raise ScoringError(
+                f"{path}: unreadable embedding file: not tensors saved with "
+                "torch.save (corrupt, or another format)"
+            ) from None
         raise ScoringError(f"{path}: unreadable embedding file: {err}") from err
     if not isinstance(content, dict) or not {"ids", "embeddings"} <= set(
         content

@@ -30,7 +30,8 @@ from emotion_invariant.scoring.trial_list import as_trials, trial_rows
 
 
 def as_embeddings(embeddings):
-    """Accept an embedding file path or an ``(ids, embeddings)`` pair.
+    """Accept an embedding file path, an ``(ids, embeddings)`` pair, or an
+    ``(ids, embeddings, name)`` triple naming where they came from.
 
     Returns
     -------
@@ -43,15 +44,22 @@ def as_embeddings(embeddings):
     -------
     >>> as_embeddings((["a"], torch.ones(1, 2)))[2]
     '<embeddings>'
+    >>> as_embeddings((["a"], torch.ones(1, 2), "emb.npz"))[2]
+    'emb.npz'
     """
     if isinstance(embeddings, (str, os.PathLike)):
         source = os.fspath(embeddings)
         return (*load_embeddings(source), source)
-    if not isinstance(embeddings, (tuple, list)) or len(embeddings) != 2:
+    if not isinstance(embeddings, (tuple, list)) or len(embeddings) not in (
+        2,
+        3,
+    ):
         raise ScoringError(
-            "embeddings must be a file path or an (ids, embeddings) pair"
+            "embeddings must be a file path, an (ids, embeddings) pair or "
+            "an (ids, embeddings, name) triple"
         )
-    return (*check_embeddings(*embeddings), "<embeddings>")
+    source = embeddings[2] if len(embeddings) == 3 else "<embeddings>"
+    return (*check_embeddings(*embeddings[:2], source), source)
 
 
 def score_trials(
@@ -69,7 +77,8 @@ def score_trials(
     Arguments
     ---------
     embeddings : str or tuple
-        An embedding file (``.npz``/``.pt``) or ``(ids, embeddings)``.
+        An embedding file (``.npz``/``.pt``), ``(ids, embeddings)`` or
+        ``(ids, embeddings, name)`` (see :func:`as_embeddings`).
     trials : Trials or str or list of tuple
         The trial list: a :class:`Trials`, a file or ``(label, enrol,
         test[, condition])`` records.

@@ -48,10 +48,12 @@ from speechbrain.utils.distributed import infer_device, run_on_main
 
 from emotion_invariant.cluster import cluster
 from emotion_invariant.clustering import ClusteringError
+from emotion_invariant.data.audio_check import check_manifest_audio
 from emotion_invariant.data.cluster_sampler import MODES, ClusterPairSampler
 from emotion_invariant.data.manifest import ManifestError, read_manifest
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
+from emotion_invariant.data.steps import training_steps
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.multiview import make_views, to_views
 from emotion_invariant.pretrained import load_pretrained_ecapa
@@ -567,7 +569,9 @@ def dataio_prep(hparams, rows, clusters):
     hparams["pair_sampler"] = pairs
     hparams["contrast_all"] = pairs.cross_speaker_negatives
     hparams["pretrain_speakers"] = sorted(spk_index)
-    hparams["steps_per_epoch"] = len(batches)
+    _, hparams["steps_per_epoch"] = training_steps(
+        len(rows), {"batch_sampler": batches}, hparams["pretrain_annotation"]
+    )
     return data
 
 
@@ -596,7 +600,12 @@ def build(argv):
     )
     if not hparams["skip_prep"]:
         run_on_main(prepare_data, kwargs={"hparams": hparams})
-    source = hparams["pretrain_annotation"]
+    source = hparams["pretrain_annotation"] = check_manifest_audio(
+        hparams["pretrain_annotation"],
+        hparams["data_folder"],
+        hparams["min_duration"],
+        hparams["skip_bad"],
+    )
     rows = read_manifest(source, allow_empty_emo=True)
     held = hparams["held_out_annotation"]
     if held:

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from speechbrain.utils.distributed import run_on_main
 
+from emotion_invariant.data.audio_check import check_manifest_audio
 from emotion_invariant.data.folds import (
     check_speaker_independent,
     fold_of_speakers,
@@ -56,6 +57,7 @@ from emotion_invariant.data.manifest import (
     write_manifest,
 )
 from emotion_invariant.data.prepare import prepare
+from emotion_invariant.data.steps import training_steps
 from emotion_invariant.hparams import load_hparams, resolve_hparams
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
 from emotion_invariant.models.finetune import (
@@ -397,9 +399,6 @@ def dataio_prep(hparams):
     hparams["emotion_labels"] = labels
     hparams["train_speakers"] = speakers
     hparams["class_weights"] = class_weights
-    hparams["steps_per_epoch"] = max(
-        1, len(parts["train"]) // hparams["batch_size"]
-    )
     return datasets
 
 
@@ -490,7 +489,22 @@ def build(argv, fold=None):
         )
         overrides = {**overrides, **_fold_overrides(hparams, fold)}
         hparams = load_hparams(base_file, overrides)[0]
+    for key in ROLES.values():
+        hparams[f"{key}_annotation"] = check_manifest_audio(
+            hparams[f"{key}_annotation"],
+            hparams["data_folder"],
+            hparams["min_duration"],
+            hparams["skip_bad"],
+        )
     datasets = dataio_prep(hparams)
+    hparams["train_dataloader_options"], hparams["steps_per_epoch"] = (
+        training_steps(
+            len(datasets["train"]),
+            hparams["train_dataloader_options"],
+            hparams["train_annotation"],
+            debug=run_opts.get("debug", False),
+        )
+    )
     resize_output(hparams["emotion_classifier"], len(hparams["emotion_labels"]))
     n_speakers = len(hparams["train_speakers"])
     adversarial = hparams["adv_weight"] > 0 or hparams["entropy_weight"] > 0

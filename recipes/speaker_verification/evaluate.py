@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 
 from emotion_invariant.data.manifest import read_manifest, sample_per_group
 from emotion_invariant.scoring import (
+    drop_missing,
     extract_embeddings,
     read_trials,
     save_embeddings,
@@ -109,6 +110,15 @@ def evaluate(brain, hparams):
             data_root=data_root,
         )
     trials = read_trials(hparams["trials_file"])
+    if hparams["skip_bad"]:
+        trials, dropped = drop_missing(trials, ids)
+        if dropped:
+            logger.warning(
+                "%s: %d trial(s) name test utterances dropped for their "
+                "audio (skip_bad): scored without them",
+                hparams["trials_file"],
+                dropped,
+            )
     scores = score_trials(
         (ids, embeddings),
         trials,
@@ -193,4 +203,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

@@ -40,6 +40,7 @@ import torch
 from speechbrain.utils.distributed import run_on_main
 
 from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
+from emotion_invariant.data.audio_check import check_manifest_audio
 from emotion_invariant.data.folds import write_fold
 from emotion_invariant.data.manifest import (
     ManifestError,
@@ -50,6 +51,7 @@ from emotion_invariant.data.manifest import (
 from emotion_invariant.data.parallel import ParallelIndex
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
+from emotion_invariant.data.steps import training_steps
 from emotion_invariant.data.trials import make_trials
 from emotion_invariant.data.trim import trim_silence
 from emotion_invariant.hparams import load_hparams
@@ -312,12 +314,8 @@ def dataio_prep(hparams):
     )
     rows_by_id = {row["ID"]: row for row in train_rows}
     index = ParallelIndex(train_rows, seed=hparams["seed"])
-    if index.single_emotion_speakers:
-        logger.info(
-            "%d training speakers have one emotion only: their views are "
-            "plain same-speaker pairs",
-            len(index.single_emotion_speakers),
-        )
+    if hparams["copypaste_prob"] > 0:
+        check_copypaste(index, train_rows, hparams["train_annotation"])
     view_maker = EmotionCopyPaste(
         index,
         prob=1.0,
@@ -395,6 +393,31 @@ def dataio_prep(hparams):
     return train, valid, encoder
 
 
+def check_copypaste(index, rows, source):
+    """Warn with the share of CopyPaste views that fall back to plain
+    same-speaker pairs (speakers with one emotion); fail when all do."""
+    single = set(index.single_emotion_speakers)
+    if not single:
+        return
+    affected = sum(row["spk_id"] in single for row in rows)
+    if affected == len(rows):
+        raise ManifestError(
+            f"{source}: every training speaker has one emotion only, so no "
+            "emotion CopyPaste view is possible: set copypaste_prob: 0, or "
+            "train on speakers with several emotions"
+        )
+    logger.warning(
+        "%s: %d training speaker(s) have one emotion only: %.1f%% of the "
+        "views (%d of %d utterances) are plain same-speaker pairs, not "
+        "emotion CopyPaste",
+        source,
+        len(single),
+        100 * affected / len(rows),
+        affected,
+        len(rows),
+    )
+
+
 def speaker_batches(hparams, train, rows_by_id):
     """The P x K batch sampler when ``speakers_per_batch`` is set, else None.
 
@@ -463,6 +486,7 @@ def build(argv, train=True):
     tuple
         ``(brain, hparams, train_data, valid_data)``.
     """
+    train_model = train  # ``train`` names the training set below
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     hparams, base_file, overrides = load_hparams(hparams_file, overrides)
     sb.utils.distributed.ddp_init_group(run_opts)
@@ -475,7 +499,21 @@ def build(argv, train=True):
         run_on_main(prepare_data, kwargs={"hparams": hparams})
     if hparams["fold"] is not None:
         use_fold(hparams)
+    for key in ("train_annotation", "valid_annotation", "test_annotation"):
+        hparams[key] = check_manifest_audio(
+            hparams[key],
+            hparams["data_folder"],
+            hparams["min_duration"],
+            hparams["skip_bad"],
+        )
     train, valid, encoder = dataio_prep(hparams)
+    if train_model:
+        hparams["train_dataloader_options"], _ = training_steps(
+            len(train),
+            hparams["train_dataloader_options"],
+            hparams["train_annotation"],
+            debug=run_opts.get("debug", False),
+        )
     resize_classifier(hparams["classifier"], len(encoder))
     if hparams["pretrained_path"]:
         # The AAM head is per speaker set, so only the encoder is reused.
@@ -494,12 +532,12 @@ def build(argv, train=True):
     # recovered later, in fit(). The all-emotion means are computed once.
     imprint = hparams["head_init"] == "imprint" and not _resuming(hparams)
     neutral = hparams["erl_target"] == "neutral"
-    if train and (imprint or neutral):
+    if train_model and (imprint or neutral):
         means, _ = speaker_means(brain, hparams, encoder)
-    if train and imprint:
+    if train_model and imprint:
         with torch.no_grad():
             brain.modules.classifier.weight.copy_(means)
-    if train and neutral:
+    if train_model and neutral:
         targets, seen = speaker_means(brain, hparams, encoder, "neu")
         targets[~seen] = means[~seen]
         hparams["neutral_targets"] = targets
@@ -594,4 +632,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(1)

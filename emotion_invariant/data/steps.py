@@ -1,0 +1,99 @@
+"""Training steps per epoch, checked before training starts.
+
+A training set smaller than one batch under ``drop_last`` gives an epoch
+of zero steps: the model is never trained, yet an evaluation report of
+the untrained model would follow. Such a run is refused up front.
+"""
+
+import logging
+import math
+
+from emotion_invariant.data.manifest import ManifestError
+
+logger = logging.getLogger(__name__)
+
+
+def training_steps(n_items, loader_options, source, debug=False):
+    """The optimizer steps of one epoch, refusing zero.
+
+    Arguments
+    ---------
+    n_items : int
+        Training utterances (anchors) in the dataset.
+    loader_options : dict
+        The training ``DataLoader`` options: ``batch_size``, ``drop_last``,
+        a ``sampler`` (its length is the epoch) or a ``batch_sampler``
+        (its length is the number of steps).
+    source : str
+        The training manifest, for the message.
+    debug : bool
+        SpeechBrain's ``--debug``: a smoke run of two batches, which runs on
+        any corpus, so a batch larger than the training set shrinks to it
+        (with a warning) instead of failing.
+
+    Returns
+    -------
+    tuple
+        ``(loader_options, steps)``: the options to train with (a copy,
+        changed only by ``debug``) and the steps per epoch.
+
+    Raises
+    ------
+    ManifestError
+        When an epoch would have no step; the message says why and what to
+        change.
+
+    Example
+    -------
+    >>> training_steps(70, {"batch_size": 32, "drop_last": True}, "t.csv")
+    ({'batch_size': 32, 'drop_last': True}, 2)
+    >>> training_steps(24, {"batch_size": 32, "drop_last": True}, "t.csv")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.data.manifest.ManifestError: t.csv: 24 training \
+utterance(s) make no batch of batch_size 32 with drop_last: True...
+    >>> training_steps(24, {"batch_size": 32, "drop_last": True}, "t.csv",
+    ...                debug=True)
+    ({'batch_size': 24, 'drop_last': True}, 1)
+    """
+    options = dict(loader_options)
+    if options.get("batch_sampler") is not None:
+        steps = len(options["batch_sampler"])
+        if steps == 0:
+            raise ManifestError(
+                f"{source}: the batch sampler makes no batch of the "
+                f"{n_items} training utterance(s), so an epoch would train "
+                "nothing: add training data"
+            )
+        return options, steps
+    sampler = options.get("sampler")
+    n = len(sampler) if sampler is not None else n_items
+    if n == 0:
+        raise ManifestError(
+            f"{source}: no training utterance, so an epoch would train "
+            "nothing: add training data"
+        )
+    batch_size = options.get("batch_size", 1)
+    drop_last = options.get("drop_last", False)
+    if drop_last and n < batch_size:
+        if debug:
+            logger.warning(
+                "--debug: %d training utterance(s) in %s, fewer than "
+                "batch_size %d: batches of %d",
+                n,
+                source,
+                batch_size,
+                n,
+            )
+            options["batch_size"] = batch_size = n
+        else:
+            raise ManifestError(
+                f"{source}: {n} training utterance(s) make no batch of "
+                f"batch_size {batch_size} with drop_last: True, so an epoch "
+                f"would train nothing: set --batch_size={n} or lower, set "
+                "drop_last: False in train_dataloader_options, or add "
+                "training data"
+            )
+    steps = n // batch_size if drop_last else math.ceil(n / batch_size)
+    return options, steps

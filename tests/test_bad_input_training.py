@@ -1,0 +1,363 @@
+"""Bad input to the training and evaluation recipes: each fault is refused
+up front with one clear message (or, where asked, skipped with a warning),
+never a late traceback or a silently wrong run."""
+
+import contextlib
+import csv
+import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+from test_recipe_emotion_recognition import TINY_MODEL as SER_TINY
+from test_recipe_speaker_verification import TINY_MODEL as SV_TINY
+
+from emotion_invariant.data.manifest import ManifestError, read_manifest
+from emotion_invariant.data.prepare import prepare
+from emotion_invariant.hparams import HparamsError, load_hparams
+from emotion_invariant.pretrained import PretrainedError, load_pretrained_ecapa
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SV_TRAIN = os.path.join(ROOT, "recipes", "speaker_verification", "train.py")
+SV_EVAL = os.path.join(ROOT, "recipes", "speaker_verification", "evaluate.py")
+SER_TRAIN = os.path.join(ROOT, "recipes", "emotion_recognition", "train.py")
+SV_YAML = os.path.join(ROOT, "hparams", "speaker_verification")
+SER_YAML = os.path.join(ROOT, "hparams", "emotion_recognition")
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _argv(yaml, tiny, corpus, out, extra):
+    """Recipe arguments; an override in ``extra`` replaces the tiny one."""
+    keys = {arg.split("=")[0] for arg in extra}
+    return [
+        yaml,
+        f"--data_folder={corpus}",
+        f"--output_folder={out}",
+        *(arg for arg in tiny if arg.split("=")[0] not in keys),
+        *extra,
+    ]
+
+
+def _sv_argv(corpus, out, *extra, yaml="ecapa_baseline.yaml"):
+    return _argv(os.path.join(SV_YAML, yaml), SV_TINY, corpus, out, extra)
+
+
+def _ser_argv(corpus, out, *extra, yaml="ser_baseline.yaml"):
+    return _argv(os.path.join(SER_YAML, yaml), SER_TINY, corpus, out, extra)
+
+
+def _cli(script, argv):
+    """Run a recipe as a user does: exit status and stderr."""
+    done = subprocess.run(
+        [sys.executable, script, *argv],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},  # this checkout's package
+    )
+    return done.returncode, done.stderr
+
+
+def _error_line(stderr):
+    """The one ``error:`` line, with no traceback before it."""
+    assert "Traceback" not in stderr, stderr[-2000:]
+    lines = [line for line in stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, stderr[-2000:]
+    return lines[0]
+
+
+@contextlib.contextmanager
+def _warnings(name):
+    """The text of the warnings logger ``name`` emits (SpeechBrain's
+    logging setup leaves pytest's caplog without them)."""
+    records = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = records.append
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    text = []
+    try:
+        yield text
+    finally:
+        logger.removeHandler(handler)
+        text.extend(record.getMessage() for record in records)
+
+
+@pytest.fixture
+def corpus(tiny_corpus, tmp_path):
+    """A copy of the tiny corpus that a test may damage."""
+    copy = tmp_path / "corpus"
+    shutil.copytree(tiny_corpus, copy)
+    return copy
+
+
+def _train_row(corpus):
+    """The first training utterance of the corpus's split: (ID, wav path)."""
+    folder = corpus.parent / "prepared"
+    prepare("synth", str(corpus), str(folder))
+    row = read_manifest(str(folder / "synth_train.csv"))[0]
+    return row["ID"], corpus / row["wav"].replace("$data_root/", "")
+
+
+# -- zero training steps --
+
+
+def test_sv_train_set_smaller_than_one_batch(tiny_corpus, tmp_path):
+    """24 training utterances, batch_size 32 and drop_last: no step."""
+    rc, err = _cli(SV_TRAIN, _sv_argv(tiny_corpus, tmp_path, "--batch_size=32"))
+    assert rc == 1
+    line = _error_line(err)
+    assert "synth_train.csv: 24 training utterance(s)" in line
+    assert "batch_size 32 with drop_last" in line
+    assert "--batch_size=24" in line
+    assert not (tmp_path / "eval").exists()
+
+
+def test_ser_train_set_smaller_than_one_batch(tiny_corpus, tmp_path):
+    recipe = _load(SER_TRAIN, "ser_zero_steps")
+    argv = _ser_argv(tiny_corpus, tmp_path, "--batch_size=32")
+    with pytest.raises(ManifestError, match="make no batch of batch_size 32"):
+        recipe.main(argv)
+    assert not (tmp_path / "eval").exists()
+
+
+def test_ser_debug_runs_on_the_smallest_corpus(tiny_corpus, tmp_path):
+    """--debug with the default batch of 32 on 24 training utterances."""
+    recipe = _load(SER_TRAIN, "ser_debug_small")
+    argv = _ser_argv(tiny_corpus, tmp_path, "--debug", "--batch_size=32")
+    summary = recipe.main(argv)
+    assert summary["runs"] and (tmp_path / "eval").is_dir()
+
+
+# -- hyperparameters --
+
+
+@pytest.mark.parametrize(
+    "yaml, key, value, allowed",
+    [
+        ("speaker_verification/ecapa_emotion_invariant.yaml", "erl_weight",
+         -1, "[0, inf)"),
+        ("speaker_verification/ecapa_base.yaml", "copypaste_prob", 1.5,
+         "[0, 1]"),
+        ("speaker_verification/ecapa_base.yaml", "copypaste_prob", "abc",
+         "[0, 1]"),
+        ("speaker_verification/ecapa_base.yaml", "freeze_blocks", 7, "[0, 6]"),
+        ("speaker_verification/ecapa_supcon_aam.yaml", "supcon_temperature",
+         0, "(0, inf)"),
+        ("speaker_verification/ecapa_base.yaml", "mask_ratio", 2, "[0, 1]"),
+        ("emotion_recognition/ser_adversarial.yaml", "adv_weight", -1,
+         "[0, inf)"),
+        ("emotion_recognition/ser_adversarial.yaml", "entropy_weight", -0.5,
+         "[0, inf)"),
+        ("emotion_recognition/ser_base.yaml", "batch_size", 2.5, "[1, inf)"),
+        ("emotion_recognition/ser_base.yaml", "lr", 0, "(0, inf)"),
+        ("emotion_recognition/pretrain_cluster_contrastive.yaml",
+         "number_of_epochs", -1, "[0, inf)"),
+    ],
+)  # fmt: skip
+def test_bad_method_key(tmp_path, yaml, key, value, allowed):
+    overrides = {"data_folder": str(tmp_path), key: value}
+    with pytest.raises(HparamsError) as err:
+        load_hparams(os.path.join(ROOT, "hparams", yaml), overrides)
+    assert f"{key}: {value!r} is not valid" in str(err.value)
+    assert allowed in str(err.value)
+
+
+def test_non_numeric_override_fails_before_anything_runs(tmp_path):
+    out = tmp_path / "run"
+    rc, err = _cli(SV_TRAIN, _sv_argv(tmp_path, out, "--copypaste_prob=abc"))
+    assert rc == 1
+    assert "copypaste_prob: 'abc' is not valid" in _error_line(err)
+    assert not out.exists()
+
+
+# -- audio --
+
+
+def _corrupt(path):
+    path.write_bytes(np.random.default_rng(0).bytes(3000))
+
+
+def _empty(path):
+    path.write_bytes(b"")
+
+
+def _missing(path):
+    path.unlink()
+
+
+def _ten_ms(path):
+    soundfile.write(path, np.full(160, 0.1, np.float32), 16000)
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (_corrupt, "unreadable audio file"),
+        (_empty, "empty file (0 bytes)"),
+        (_missing, "audio file not found"),
+        (_ten_ms, "10 ms of audio"),
+    ],
+)
+def test_bad_wav_fails_before_training(corpus, tmp_path, damage, message):
+    uid, wav = _train_row(corpus)
+    damage(wav)
+    recipe = _load(SV_TRAIN, "sv_bad_wav")
+    with pytest.raises(ManifestError) as err:
+        recipe.build(_sv_argv(corpus, tmp_path / "run"))
+    text = str(err.value)
+    assert "synth_train.csv: 1 of 24 row(s) have unusable audio" in text
+    assert f"line 2 (ID {uid})" in text and str(wav) in text
+    assert message in text and "--skip_bad=True" in text
+
+
+def test_bad_wav_fails_the_emotion_recipe(corpus, tmp_path):
+    uid, wav = _train_row(corpus)
+    _missing(wav)
+    recipe = _load(SER_TRAIN, "ser_bad_wav")
+    with pytest.raises(ManifestError, match=f"ID {uid}.*audio file not found"):
+        recipe.build(_ser_argv(corpus, tmp_path / "run"))
+
+
+def test_silent_wav_is_counted(corpus, tmp_path):
+    uid, wav = _train_row(corpus)
+    soundfile.write(wav, np.zeros(16000, np.float32), 16000)
+    recipe = _load(SV_TRAIN, "sv_silent")
+    with _warnings("emotion_invariant.data.audio_check") as text:
+        recipe.build(_sv_argv(corpus, tmp_path / "run"))
+    assert "1 of 24 utterance(s) are silent" in text[0]
+    assert f"ID {uid}" in text[0]
+
+
+def test_skip_bad_drops_bad_rows_and_their_trials(corpus, tmp_path):
+    folder = corpus.parent / "prepared"
+    prepare("synth", str(corpus), str(folder))
+    test_row = read_manifest(str(folder / "synth_test.csv"))[0]
+    _missing(corpus / test_row["wav"].replace("$data_root/", ""))
+    out = tmp_path / "run"
+    argv = _sv_argv(corpus, out, "--debug", "--skip_bad=True")
+    with (
+        _warnings("emotion_invariant.data.audio_check") as dropped,
+        _warnings("evaluate") as unscored,
+    ):
+        report = _load(SV_TRAIN, "sv_skip_bad").main(argv)
+    assert "dropped (skip_bad)" in dropped[0]
+    assert "scored without them" in unscored[0]
+    kept = read_manifest(str(out / "manifests" / "synth_test_checked.csv"))
+    assert test_row["ID"] not in {row["ID"] for row in kept}
+    with open(out / "eval" / "scores.txt") as f:
+        assert test_row["ID"] not in f.read()
+    assert report["overall"]["eer"] >= 0
+
+
+# -- speaker recipe errors, one line --
+
+
+def test_sv_evaluate_error_is_one_line(tiny_corpus, tmp_path):
+    rc, err = _cli(SV_EVAL, _sv_argv(tiny_corpus, tmp_path))
+    assert rc == 1
+    assert "no checkpoint and no pretrained_path" in _error_line(err)
+
+
+# -- pretrained checkpoints --
+
+
+def _tiny_ecapa(channels=16):
+    c = channels
+    return ECAPA_TDNN(
+        24, channels=[c, c, c, c, 3 * c], attention_channels=8, lin_neurons=16
+    )
+
+
+def test_random_bytes_checkpoint_gives_no_weights_only_advice(tmp_path):
+    (tmp_path / "embedding_model.ckpt").write_bytes(
+        np.random.default_rng(0).bytes(2000)
+    )
+    with pytest.raises(PretrainedError) as err:
+        load_pretrained_ecapa(tmp_path, _tiny_ecapa())
+    text = str(err.value)
+    assert "embedding_model.ckpt: not a valid checkpoint" in text
+    assert "weights_only" not in text and err.value.__cause__ is None
+
+
+def test_wrong_shapes_show_the_first_few_and_a_count(tmp_path):
+    torch.save(_tiny_ecapa(32).state_dict(), tmp_path / "embedding_model.ckpt")
+    with pytest.raises(PretrainedError) as err:
+        load_pretrained_ecapa(tmp_path, _tiny_ecapa(16))
+    text = str(err.value)
+    assert text.count(" vs model ") == 3
+    assert "more; " in text and "tensors differ" in text
+    assert len(text) < 600
+
+
+def test_pretrained_load_says_what_was_loaded(tmp_path, caplog):
+    torch.save(_tiny_ecapa().state_dict(), tmp_path / "embedding_model.ckpt")
+    (tmp_path / "label_encoder.txt").write_text(
+        "'id1' => 0\n'id2' => 1\n'id3' => 2\n================\n"
+        "'starting_index' => 0\n"
+    )
+    with caplog.at_level(logging.INFO, logger="emotion_invariant.pretrained"):
+        load_pretrained_ecapa(tmp_path, _tiny_ecapa())
+    assert f"loaded embedding_model.ckpt from {tmp_path}" in caplog.text
+    assert "trained on 3 speakers" in caplog.text
+
+
+# -- CopyPaste without partners --
+
+
+def _one_emotion(tiny_corpus, tmp_path, speakers):
+    """The tiny corpus's training manifest, ``speakers`` left neutral only."""
+    folder = tmp_path / "prepared"
+    prepare("synth", str(tiny_corpus), str(folder))
+    path = folder / "synth_train.csv"
+    rows = read_manifest(str(path))
+    chosen = speakers(sorted({row["spk_id"] for row in rows}))
+    rows = [r for r in rows if r["spk_id"] not in chosen or r["emo"] == "neu"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder, rows
+
+
+def test_single_emotion_speakers_warn_with_the_share(tiny_corpus, tmp_path):
+    folder, rows = _one_emotion(tiny_corpus, tmp_path, lambda s: s[:1])
+    argv = _sv_argv(
+        tiny_corpus,
+        tmp_path / "run",
+        "--skip_prep=True",
+        f"--manifest_folder={folder}",
+        yaml="ecapa_emotion_invariant.yaml",
+    )
+    with _warnings("sv_one_emotion") as text:
+        _load(SV_TRAIN, "sv_one_emotion").build(argv)
+    share = 100 * 3 / len(rows)  # 3 neutral utterances of one speaker
+    assert (
+        f"{share:.1f}% of the views (3 of {len(rows)} utterances)" in (text[0])
+    )
+
+
+def test_no_copypaste_view_possible_is_an_error(tiny_corpus, tmp_path):
+    folder, _ = _one_emotion(tiny_corpus, tmp_path, lambda s: s)
+    argv = _sv_argv(
+        tiny_corpus,
+        tmp_path / "run",
+        "--skip_prep=True",
+        f"--manifest_folder={folder}",
+        yaml="ecapa_emotion_invariant.yaml",
+    )
+    with pytest.raises(ManifestError, match="no emotion CopyPaste view"):
+        _load(SV_TRAIN, "sv_no_copypaste").build(argv)
