@@ -41,7 +41,7 @@ from collections import Counter
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import main_process_only, run_on_main
 
 from emotion_invariant.data.folds import (
     check_speaker_independent,
@@ -56,6 +56,7 @@ from emotion_invariant.data.manifest import (
     write_manifest,
 )
 from emotion_invariant.data.prepare import prepare
+from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.hparams import load_hparams, resolve_hparams
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
 from emotion_invariant.scoring.extract import read_audio
@@ -117,8 +118,11 @@ def pretraining_norm_type(path):
     return None
 
 
-class EmotionBrain(sb.core.Brain):
+class EmotionBrain(DistributedBrain):
     """ECAPA-TDNN emotion classifier with an optional speaker adversary."""
+
+    # The speaker adversary is idle at adv_weight 0.
+    sometimes_unused = ("adversary",)
 
     def embed(self, wavs, lens):
         """Emotion embeddings ``[B, D]`` of padded waveforms."""
@@ -547,8 +551,8 @@ def main(argv=None):
     for fold in requested_folds(argv):
         brain, hparams, datasets = build(argv, fold)
         fit(brain, hparams, datasets)
-        evaluate(brain, hparams)
-    return summarize(hparams)
+        main_process_only(evaluate)(brain, hparams)
+    return main_process_only(summarize)(hparams)
 
 
 if __name__ == "__main__":

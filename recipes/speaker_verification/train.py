@@ -37,7 +37,7 @@ from collections import Counter
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import main_process_only, run_on_main
 
 from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
 from emotion_invariant.data.folds import write_fold
@@ -52,6 +52,7 @@ from emotion_invariant.data.prepare import prepare
 from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
 from emotion_invariant.data.trials import make_trials
 from emotion_invariant.data.trim import trim_silence
+from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.losses.consistency import cosine_consistency
 from emotion_invariant.models.finetune import (
@@ -73,7 +74,7 @@ from evaluate import evaluate  # noqa: E402
 logger = logging.getLogger(__name__)
 
 
-class SpeakerBrain(sb.core.Brain):
+class SpeakerBrain(DistributedBrain):
     """ECAPA-TDNN on several views of each utterance.
 
     The training batch is the ``B`` utterances, then their ``B`` second
@@ -83,6 +84,10 @@ class SpeakerBrain(sb.core.Brain):
     with angular margin over the views of each utterance
     (``supcon_weight``).
     """
+
+    # The AAM head gets no gradient at aam_weight 0, nor the encoder while
+    # the head warms up alone.
+    sometimes_unused = ("classifier", "embedding_model")
 
     def on_fit_batch_start(self, batch, should_step):
         """Seed torch from (seed, epoch, step): a run resumed mid-epoch
@@ -590,7 +595,7 @@ def main(argv=None):
         train_loader_kwargs=hparams["train_dataloader_options"],
         valid_loader_kwargs=hparams["valid_dataloader_options"],
     )
-    return evaluate(brain, hparams)
+    return main_process_only(evaluate)(brain, hparams)
 
 
 if __name__ == "__main__":
