@@ -21,12 +21,14 @@ TINY = [
     "--eval_batch_size=8",
 ]
 RUNS = {
-    # SupCon over P x K speaker batches, with CopyPaste views and ERL.
+    # SupCon alone (the AAM head unused) over P x K speaker batches, with
+    # CopyPaste views and ERL.
     "sv": (
         "recipes/speaker_verification/train.py",
         "hparams/speaker_verification/ecapa_supcon_aam.yaml",
         [
             "--speakers_per_batch=2",
+            "--aam_weight=0",
             "--copypaste_prob=1",
             "--erl_weight=1",
         ],

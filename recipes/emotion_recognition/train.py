@@ -121,7 +121,8 @@ def pretraining_norm_type(path):
 class EmotionBrain(DistributedBrain):
     """ECAPA-TDNN emotion classifier with an optional speaker adversary."""
 
-    # The speaker adversary is idle at adv_weight 0.
+    # The adversary head is called or not by the switches (adv_weight,
+    # replay); DDP tolerates a step where part of it gets no gradient.
     sometimes_unused = ("adversary",)
 
     def embed(self, wavs, lens):

@@ -85,9 +85,16 @@ class SpeakerBrain(DistributedBrain):
     (``supcon_weight``).
     """
 
-    # The AAM head gets no gradient at aam_weight 0, nor the encoder while
-    # the head warms up alone.
-    sometimes_unused = ("classifier", "embedding_model")
+    @property
+    def sometimes_unused(self):
+        """DDP modules with steps without gradient: the AAM head at
+        ``aam_weight: 0``, the encoder while the head warms up alone."""
+        unused = []
+        if self.hparams.aam_weight == 0:
+            unused.append("classifier")
+        if self.hparams.head_warmup_steps > 0:
+            unused.append("embedding_model")
+        return unused
 
     def on_fit_batch_start(self, batch, should_step):
         """Seed torch from (seed, epoch, step): a run resumed mid-epoch
