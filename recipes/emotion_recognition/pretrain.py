@@ -54,6 +54,7 @@ from emotion_invariant.data.manifest import ManifestError, read_manifest
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
 from emotion_invariant.data.steps import training_steps
+from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.multiview import make_views, to_views
 from emotion_invariant.pretrained import load_pretrained_ecapa
@@ -337,7 +338,7 @@ load_pretrained_ecapa` reads (``embedding_model.ckpt``, or ``CKPT+*``
     return load_pretrained_ecapa(path, embedding_model)["path"]
 
 
-class ClusterContrastiveBrain(sb.core.Brain):
+class ClusterContrastiveBrain(DistributedBrain):
     """ECAPA-TDNN trained with SupCon on (anchor, positive) pairs."""
 
     def embed(self, wavs, lens):

@@ -41,7 +41,7 @@ from collections import Counter
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import main_process_only, run_on_main
 
 from emotion_invariant.data.audio_check import check_manifest_audio
 from emotion_invariant.data.folds import (
@@ -58,6 +58,7 @@ from emotion_invariant.data.manifest import (
 )
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.data.steps import training_steps
+from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.hparams import load_hparams, resolve_hparams
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
 from emotion_invariant.models.finetune import (
@@ -123,8 +124,12 @@ def pretraining_norm_type(path):
     return None
 
 
-class EmotionBrain(sb.core.Brain):
+class EmotionBrain(DistributedBrain):
     """ECAPA-TDNN emotion classifier with an optional speaker adversary."""
+
+    # The adversary head is called or not by the switches (adv_weight,
+    # replay); DDP tolerates a step where part of it gets no gradient.
+    sometimes_unused = ("adversary",)
 
     def embed(self, wavs, lens):
         """Emotion embeddings ``[B, D]`` of padded waveforms."""
@@ -574,8 +579,8 @@ def main(argv=None):
     for fold in requested_folds(argv):
         brain, hparams, datasets = build(argv, fold)
         fit(brain, hparams, datasets)
-        evaluate(brain, hparams)
-    return summarize(hparams)
+        main_process_only(evaluate)(brain, hparams)
+    return main_process_only(summarize)(hparams)
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ from collections import Counter
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import main_process_only, run_on_main
 
 from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
 from emotion_invariant.data.audio_check import check_manifest_audio
@@ -54,6 +54,7 @@ from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.data.trials import make_trials
 from emotion_invariant.data.trim import trim_silence
+from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.losses.consistency import cosine_consistency
 from emotion_invariant.models.finetune import (
@@ -75,7 +76,7 @@ from evaluate import evaluate  # noqa: E402
 logger = logging.getLogger(__name__)
 
 
-class SpeakerBrain(sb.core.Brain):
+class SpeakerBrain(DistributedBrain):
     """ECAPA-TDNN on several views of each utterance.
 
     The training batch is the ``B`` utterances, then their ``B`` second
@@ -85,6 +86,17 @@ class SpeakerBrain(sb.core.Brain):
     with angular margin over the views of each utterance
     (``supcon_weight``).
     """
+
+    @property
+    def sometimes_unused(self):
+        """DDP modules with steps without gradient: the AAM head at
+        ``aam_weight: 0``, the encoder while the head warms up alone."""
+        unused = []
+        if self.hparams.aam_weight == 0:
+            unused.append("classifier")
+        if self.hparams.head_warmup_steps > 0:
+            unused.append("embedding_model")
+        return unused
 
     def on_fit_batch_start(self, batch, should_step):
         """Seed torch from (seed, epoch, step): a run resumed mid-epoch
@@ -628,7 +640,7 @@ def main(argv=None):
         train_loader_kwargs=hparams["train_dataloader_options"],
         valid_loader_kwargs=hparams["valid_dataloader_options"],
     )
-    return evaluate(brain, hparams)
+    return main_process_only(evaluate)(brain, hparams)
 
 
 if __name__ == "__main__":
