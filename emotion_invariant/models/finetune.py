@@ -110,7 +110,7 @@ class L2SP(torch.nn.Module):
     0.0
     >>> with torch.no_grad():
     ...     net.bias += 2.0
-    >>> float(reg(net))
+    >>> round(float(reg(net)), 4)
     4.0
     """
 
