@@ -33,6 +33,8 @@ DEFAULT_NAMES = {
 #: name for the label encoder's text file.
 ALTERNATIVE_NAMES = {"label_encoder": ("label_encoder.ckpt",)}
 NORM_KEYS = ("count", "glob_mean", "glob_std")
+#: The encoder file a pretraining run writes.
+ENCODER_FILE = "encoder.ckpt"
 
 
 class PretrainedError(ValueError):
@@ -351,3 +353,74 @@ def _speakers(ckpt_dir, root, names):
     except Exception:  # no label encoder, or not one: not worth failing
         return "number of training speakers unknown: no label encoder"
     return f"trained on {len(encoder)} speakers"
+
+
+def load_pretrained_encoder(path, embedding_model):
+    """Initialise an encoder from pretraining, offline.
+
+    Arguments
+    ---------
+    path : str
+        An ``encoder.ckpt`` (a state dict), a pretraining output folder
+        holding one, or a folder :func:`load_pretrained_ecapa` reads
+        (``embedding_model.ckpt``, or ``CKPT+*``
+        checkpoints such as the pretraining ``save`` folder).
+    embedding_model : torch.nn.Module
+        The encoder, of the sizes it was pretrained with.
+
+    Returns
+    -------
+    str
+        The file or checkpoint folder loaded.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "encoder.ckpt")
+    >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
+    >>> model = torch.nn.Linear(2, 2)
+    >>> load_pretrained_encoder(path, model) == path
+    True
+    >>> torch.equal(model.weight, torch.load(path)["weight"])
+    True
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, ENCODER_FILE)):
+        path = os.path.join(path, ENCODER_FILE)
+    if os.path.isfile(path):
+        names = {"embedding_model": os.path.basename(path)}
+        load_pretrained_ecapa(
+            os.path.dirname(os.path.abspath(path)), embedding_model, names=names
+        )
+        return path
+    return load_pretrained_ecapa(path, embedding_model)["path"]
+
+
+def pretraining_norm_type(path):
+    """The ``norm_type`` of the pretraining run that wrote ``path`` (its
+    ``encoder.ckpt``, output folder, ``save`` folder or a checkpoint in it),
+    read from that run's ``hyperparams.yaml``; None where there is none.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> run = tempfile.mkdtemp()
+    >>> with open(os.path.join(run, "hyperparams.yaml"), "w") as f:
+    ...     _ = f.write("seed: 1\\nnorm_type: sentence\\n")
+    >>> pretraining_norm_type(os.path.join(run, "encoder.ckpt"))
+    'sentence'
+    >>> pretraining_norm_type(tempfile.mkdtemp()) is None
+    True
+    """
+    folder = os.path.abspath(path)
+    for _ in range(3):  # encoder.ckpt, save/CKPT+*/ or the folder itself
+        if os.path.isdir(folder):
+            yaml = os.path.join(folder, "hyperparams.yaml")
+            if os.path.isfile(yaml):
+                with open(yaml, encoding="utf-8") as f:
+                    for line in f:
+                        if line.startswith("norm_type:"):
+                            return line.split(":", 1)[1].strip()
+                return None
+        folder = os.path.dirname(folder)
+    return None

@@ -171,3 +171,33 @@ def imprint_head(weight, embeddings, labels):
     with torch.no_grad():
         weight[seen] = rows.to(weight.device, weight.dtype)
     return seen
+
+
+def resize_classifier(classifier, n_classes):
+    """Give an AAM head one row per class (fresh Xavier weights).
+
+    Example
+    -------
+    >>> from speechbrain.lobes.models.ECAPA_TDNN import Classifier
+    >>> head = Classifier(input_size=4, out_neurons=2)
+    >>> resize_classifier(head, 5)
+    >>> head.weight.shape
+    torch.Size([5, 4])
+    """
+    weight = torch.empty(n_classes, classifier.weight.shape[1])
+    torch.nn.init.xavier_uniform_(weight)
+    classifier.weight = torch.nn.Parameter(weight)
+
+
+def resize_output(sequential, n_outputs):
+    """Give the last linear layer of a classifier ``n_outputs`` (fresh).
+
+    Example
+    -------
+    >>> head = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 1))
+    >>> resize_output(head, 3)
+    >>> head(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+    """
+    last = sequential[-1]
+    sequential[-1] = torch.nn.Linear(last.in_features, n_outputs)

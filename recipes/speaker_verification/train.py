@@ -37,11 +37,9 @@ from collections import Counter
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import main_process_only, run_on_main
+from speechbrain.utils.distributed import main_process_only
 
 from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
-from emotion_invariant.data.audio_check import check_manifest_audio
-from emotion_invariant.data.folds import write_fold
 from emotion_invariant.data.manifest import (
     ManifestError,
     read_manifest,
@@ -49,29 +47,34 @@ from emotion_invariant.data.manifest import (
     select,
 )
 from emotion_invariant.data.parallel import ParallelIndex
-from emotion_invariant.data.prepare import prepare
 from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.data.trials import make_trials
 from emotion_invariant.data.trim import trim_silence
 from emotion_invariant.distributed import DistributedBrain
-from emotion_invariant.hparams import load_hparams
+from emotion_invariant.experiment import (
+    ANNOTATIONS,
+    check_audio,
+    prepare_verification,
+    start,
+    use_fold,
+)
 from emotion_invariant.losses.consistency import cosine_consistency
+from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
     L2SP,
     batchnorm_eval,
     freeze_lower_blocks,
     imprint_head,
+    resize_classifier,
 )
 from emotion_invariant.multiview import make_views, to_views
 from emotion_invariant.pretrained import load_pretrained_ecapa
+from emotion_invariant.scoring.evaluation import evaluate
 from emotion_invariant.scoring.extract import extract_embeddings, read_audio
 from emotion_invariant.scoring.metrics import eer
 from emotion_invariant.scoring.pipeline import score_trials
 from emotion_invariant.utils import step_seed
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import evaluate  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +161,7 @@ class SpeakerBrain(DistributedBrain):
 
     def embed(self, wavs, lens):
         """Speaker embeddings ``[B, 1, D]`` of padded waveforms."""
-        feats = self.modules.compute_features(wavs)
-        feats = self.modules.mean_var_norm(feats, lens)
-        return self.modules.embedding_model(feats, lens)
+        return embed(self.modules, wavs, lens)
 
     def compute_objectives(self, predictions, batch, stage):
         """Weighted AAM-softmax, cosine consistency and SupCon losses."""
@@ -273,44 +274,6 @@ class SpeakerBrain(DistributedBrain):
 
 def _has(brain, trial):
     return trial[1] in brain.dev_embeddings and trial[2] in brain.dev_embeddings
-
-
-def prepare_data(hparams):
-    """Manifests, splits and trials of the corpus (demo corpus or real);
-    with ``fold: K``, fold K's own manifests and trials."""
-    prepare(
-        hparams["corpus"],
-        hparams["data_folder"],
-        hparams["manifest_folder"],
-        max_per_condition=hparams["max_trials_per_condition"],
-    )
-    if hparams["fold"] is not None:
-        write_fold(
-            hparams["full_annotation"],
-            str(hparams["fold"]),
-            fold_folder(hparams),
-            hparams["n_folds"],
-            hparams["fold_seed"],
-            hparams["fold_dev_fraction"],
-            hparams["max_trials_per_condition"],
-        )
-
-
-def fold_folder(hparams):
-    """Where fold K's manifests and trials live."""
-    return os.path.join(hparams["manifest_folder"], f"fold_{hparams['fold']}")
-
-
-def use_fold(hparams):
-    """Point the annotation keys at fold K's files."""
-    folder = fold_folder(hparams)
-    for key, name in (
-        ("train_annotation", "train.csv"),
-        ("valid_annotation", "dev.csv"),
-        ("test_annotation", "test.csv"),
-        ("trials_file", "trials.txt"),
-    ):
-        hparams[key] = os.path.join(folder, name)
 
 
 def dataio_prep(hparams):
@@ -476,13 +439,6 @@ def epoch_sampler(hparams, train):
     return sampler
 
 
-def resize_classifier(classifier, n_speakers):
-    """Give the AAM head one row per training speaker (fresh weights)."""
-    weight = torch.empty(n_speakers, classifier.weight.shape[1])
-    torch.nn.init.xavier_uniform_(weight)
-    classifier.weight = torch.nn.Parameter(weight)
-
-
 def build(argv, train=True):
     """Parse arguments, prepare data and build the Brain.
 
@@ -499,25 +455,9 @@ def build(argv, train=True):
         ``(brain, hparams, train_data, valid_data)``.
     """
     train_model = train  # ``train`` names the training set below
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    hparams, base_file, overrides = load_hparams(hparams_file, overrides)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=base_file,
-        overrides=overrides,
-    )
-    if not hparams["skip_prep"]:
-        run_on_main(prepare_data, kwargs={"hparams": hparams})
-    if hparams["fold"] is not None:
-        use_fold(hparams)
-    for key in ("train_annotation", "valid_annotation", "test_annotation"):
-        hparams[key] = check_manifest_audio(
-            hparams[key],
-            hparams["data_folder"],
-            hparams["min_duration"],
-            hparams["skip_bad"],
-        )
+    hparams, run_opts, _, _ = start(argv, prepare_verification)
+    use_fold(hparams)
+    check_audio(hparams, ANNOTATIONS)
     train, valid, encoder = dataio_prep(hparams)
     if train_model:
         hparams["train_dataloader_options"], _ = training_steps(
