@@ -32,6 +32,7 @@ import torch
 from speechbrain.lobes.features import Fbank
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from speechbrain.processing.features import InputNormalization
+from speechbrain.utils.distributed import run_on_main
 
 from emotion_invariant.clustering import (
     PROJECTIONS,
@@ -39,6 +40,7 @@ from emotion_invariant.clustering import (
     cluster_report,
     cluster_speakers,
     plot_speaker,
+    read_clusters,
     report_markdown,
 )
 from emotion_invariant.data.manifest import read_manifest
@@ -352,6 +354,53 @@ SpeakerClustering`), ``report`` and ``speaker`` (the one plotted).
         seed=seed,
     )
     return {"clusters": found, "report": report, "speaker": speaker}
+
+
+def pretraining_clusters(hparams, rows, device):
+    """Each row's cluster: read, computed from ``speaker_model``, or none.
+
+    With ``speaker_model`` the rows are embedded and clustered per speaker
+    (:func:`cluster`, on the main process), and
+    ``clusters.csv``, its report and a plot land in ``cluster_folder``.
+    Without clusters (``positives: random_same_speaker``) each speaker is
+    one cluster.
+
+    Arguments
+    ---------
+    hparams : dict
+        The pretraining hyperparameters (``clusters_file``,
+        ``speaker_model``, ``cluster_*``, ``pretrain_annotation``, ...).
+    rows : list of dict
+        The pretraining manifest's rows.
+    device : str
+        Where the speaker model embeds.
+
+    Returns
+    -------
+    list of str
+        Each row's cluster (or speaker).
+    """
+    path = hparams["clusters_file"]
+    if hparams["speaker_model"]:
+        run_on_main(
+            cluster,
+            kwargs={
+                "manifest": hparams["pretrain_annotation"],
+                "out": hparams["cluster_folder"],
+                "model": hparams["speaker_model"],
+                "k": hparams["cluster_k"],
+                "k_range": tuple(hparams["cluster_k_range"]),
+                "seed": hparams["cluster_seed"],
+                "batch_size": hparams["eval_batch_size"],
+                "device": device,
+                "data_root": hparams["data_folder"],
+                **hparams["speaker_model_sizes"],
+            },
+        )
+        path = os.path.join(hparams["cluster_folder"], "clusters.csv")
+    if not path:
+        return [row["spk_id"] for row in rows]
+    return read_clusters(path, rows)
 
 
 def main(argv=None):

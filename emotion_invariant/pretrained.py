@@ -424,3 +424,27 @@ def pretraining_norm_type(path):
                 return None
         folder = os.path.dirname(folder)
     return None
+
+
+def warn_other_norm(path, norm_type):
+    """Log a warning when the pretraining run behind ``path`` normalised
+    its features otherwise than ``norm_type``; returns whether it did.
+
+    Fine-tuning on features normalised unlike the pretraining's is allowed,
+    but rarely meant: the warning says which ``--norm_type`` to pass.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> warn_other_norm(tempfile.mkdtemp(), "sentence")
+    False
+    """
+    pretrained = pretraining_norm_type(path)
+    if pretrained in (None, norm_type):
+        return False
+    logger.warning(
+        f"{path} was pretrained with norm_type: {pretrained}, this run uses "
+        f"norm_type: {norm_type}; pass --norm_type={pretrained} to "
+        "fine-tune on the features the encoder learned from"
+    )
+    return True

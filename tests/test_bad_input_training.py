@@ -342,7 +342,7 @@ def test_single_emotion_speakers_warn_with_the_share(tiny_corpus, tmp_path):
         f"--manifest_folder={folder}",
         yaml="ecapa_emotion_invariant.yaml",
     )
-    with _warnings("sv_one_emotion") as text:
+    with _warnings("emotion_invariant.data.parallel") as text:
         _load(SV_TRAIN, "sv_one_emotion").build(argv)
     share = 100 * 3 / len(rows)  # 3 neutral utterances of one speaker
     assert (

@@ -6,12 +6,15 @@ different emotion, falling back to any other utterance of the speaker (and
 finally to the anchor itself) when the corpus has nothing better.
 """
 
+import logging
 import random
 from collections import defaultdict
 
 import numpy as np
 
 from emotion_invariant.data.manifest import ManifestError, validate_rows
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("emotion", "speaker", "self")
 
@@ -201,3 +204,28 @@ class ParallelIndex:
             candidates = same or candidates
         self.counts[kind] += 1
         return self.rows[candidates[rng.randrange(len(candidates))]], kind
+
+
+def check_copypaste(index, rows, source):
+    """Warn with the share of CopyPaste views that fall back to plain
+    same-speaker pairs (speakers with one emotion); fail when all do."""
+    single = set(index.single_emotion_speakers)
+    if not single:
+        return
+    affected = sum(row["spk_id"] in single for row in rows)
+    if affected == len(rows):
+        raise ManifestError(
+            f"{source}: every training speaker has one emotion only, so no "
+            "emotion CopyPaste view is possible: set copypaste_prob: 0, or "
+            "train on speakers with several emotions"
+        )
+    logger.warning(
+        "%s: %d training speaker(s) have one emotion only: %.1f%% of the "
+        "views (%d of %d utterances) are plain same-speaker pairs, not "
+        "emotion CopyPaste",
+        source,
+        len(single),
+        100 * affected / len(rows),
+        affected,
+        len(rows),
+    )

@@ -10,7 +10,18 @@ and L2-SP (Li et al., ICML 2018), which keeps the weights near their
 pretrained values.
 """
 
+import copy
+from functools import partial
+
 import torch
+
+from emotion_invariant.data.manifest import (
+    read_manifest,
+    sample_per_group,
+    select,
+)
+from emotion_invariant.models.embedder import embed
+from emotion_invariant.scoring.extract import extract_embeddings
 
 
 def encoder_stages(embedding_model):
@@ -201,3 +212,78 @@ def resize_output(sequential, n_outputs):
     """
     last = sequential[-1]
     sequential[-1] = torch.nn.Linear(last.in_features, n_outputs)
+
+
+def setup_finetuning(hparams):
+    """Frozen blocks, the pretrained copies the losses compare against.
+
+    Checks ``erl_target`` and ``head_init``, freezes ``freeze_blocks``
+    lower blocks of ``embedding_model``, and sets ``frozen_blocks``,
+    ``encoder_trainable``, ``teacher`` (a frozen copy of the pretrained
+    encoder when a loss compares with it) and ``l2sp`` in ``hparams``.
+    """
+    encoder = hparams["embedding_model"]
+    needs_teacher = (
+        hparams["distill_weight"] > 0
+        or hparams["erl_target"] == "pretrained"
+        and hparams["erl_weight"] > 0
+    )
+    if hparams["erl_target"] not in ("view", "pretrained", "neutral"):
+        raise ValueError(
+            f"erl_target: {hparams['erl_target']!r}; expected view, "
+            "pretrained or neutral"
+        )
+    if hparams["head_init"] not in ("random", "imprint"):
+        raise ValueError(
+            f"head_init: {hparams['head_init']!r}; expected random or imprint"
+        )
+    if (needs_teacher or hparams["erl_target"] == "neutral") and not hparams[
+        "pretrained_path"
+    ]:
+        raise ValueError(
+            "distill_weight > 0 and erl_target: pretrained or neutral "
+            "compare with the pretrained model: set pretrained_path"
+        )
+    hparams["frozen_blocks"] = freeze_lower_blocks(
+        encoder, hparams["freeze_blocks"]
+    )
+    hparams["encoder_trainable"] = [
+        p for p in encoder.parameters() if p.requires_grad
+    ]
+    hparams["teacher"] = None
+    if needs_teacher:
+        teacher = copy.deepcopy(encoder).eval().requires_grad_(False)
+        hparams["teacher"] = teacher
+    hparams["l2sp"] = L2SP(encoder) if hparams["l2sp_weight"] > 0 else None
+
+
+def speaker_means(modules, hparams, encoder, device, emotion=None):
+    """Each training speaker's unit mean embedding under the current model.
+
+    Over at most ``imprint_utterances`` utterances a speaker (drawn with the
+    seed), of one ``emotion`` when given. Returns ``[speakers, dim]`` and
+    which speakers had an utterance.
+    """
+    rows = read_manifest(hparams["train_annotation"])
+    if emotion is not None:
+        rows = select(rows, emo=emotion)
+    chosen = sample_per_group(
+        rows, ("spk_id",), hparams["imprint_utterances"], hparams["seed"]
+    )
+    weight = modules.classifier.weight
+    means = torch.zeros(weight.shape)
+    if not chosen:
+        return means, torch.zeros(len(means), dtype=torch.bool)
+    modules.eval()
+    ids, embeddings = extract_embeddings(
+        chosen,
+        partial(embed, modules),
+        batch_size=hparams["eval_batch_size"],
+        device=device,
+        data_root=hparams["data_folder"],
+        sample_rate=hparams["sample_rate"],
+    )
+    speaker_of = {row["ID"]: row["spk_id"] for row in chosen}
+    labels = torch.tensor([encoder.lab2ind[speaker_of[i]] for i in ids])
+    seen = imprint_head(means, embeddings, labels)
+    return means, seen

@@ -14,6 +14,7 @@ import logging
 import os
 from functools import partial
 
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -21,6 +22,7 @@ from emotion_invariant.data.manifest import read_manifest, sample_per_group
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.scoring import (
     drop_missing,
+    eer,
     extract_embeddings,
     read_trials,
     save_embeddings,
@@ -171,3 +173,35 @@ def plot_emotion_eer(report, path):
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
+
+
+def embedded_eer(embeddings, trials):
+    """EER of the trials whose two sides are both embedded.
+
+    Arguments
+    ---------
+    embeddings : dict
+        Utterance ID -> ``[D]`` embedding.
+    trials : list of tuple
+        ``(label, enrol_id, test_id, ...)``.
+
+    Returns
+    -------
+    float
+        The EER; NaN when no trial has both sides.
+
+    Example
+    -------
+    >>> emb = {"a": torch.tensor([1.0, 0.0]), "b": torch.tensor([1.0, 0.1]),
+    ...        "c": torch.tensor([0.0, 1.0])}
+    >>> embedded_eer(emb, [(1, "a", "b"), (0, "a", "c"), (1, "a", "x")])
+    0.0
+    """
+    trials = [t for t in trials if t[1] in embeddings and t[2] in embeddings]
+    if not trials:
+        return float("nan")
+    ids = sorted(embeddings)
+    emb = torch.stack([embeddings[i] for i in ids])
+    scores = score_trials((ids, emb), trials, device="cpu")
+    labels = torch.tensor([t[0] for t in trials])
+    return eer(scores, labels)[0]

@@ -34,7 +34,6 @@ overridden on the command line.
 """
 
 import logging
-import os
 import random
 import sys
 import time
@@ -45,16 +44,19 @@ import torch
 import torch.nn.functional as F
 from speechbrain.utils.distributed import infer_device, run_on_main
 
-from emotion_invariant.cluster import cluster
-from emotion_invariant.clustering import read_clusters
+from emotion_invariant.cluster import pretraining_clusters
 from emotion_invariant.data.audio_check import check_manifest_audio
-from emotion_invariant.data.cluster_sampler import MODES, ClusterPairSampler
+from emotion_invariant.data.cluster_sampler import (
+    ClusterPairSampler,
+    check_settings,
+)
 from emotion_invariant.data.folds import check_held_out
 from emotion_invariant.data.manifest import ManifestError, read_manifest
 from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.experiment import prepare_corpus, start
+from emotion_invariant.losses.adversarial import training_progress
 from emotion_invariant.losses.supcon import speaker_supcon
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import resize_output
@@ -63,19 +65,6 @@ from emotion_invariant.scoring.extract import read_audio
 from emotion_invariant.utils import atomic_path
 
 logger = logging.getLogger(__name__)
-
-MULTITASK = ("none", "speaker", "adversary")
-SPEAKER_MODEL_SIZES = (
-    "n_mels",
-    "channels",
-    "attention_channels",
-    "se_channels",
-    "lin_neurons",
-)
-
-
-class PretrainError(ValueError):
-    """Settings, clusters or data the pretraining cannot use."""
 
 
 class ClusterContrastiveBrain(DistributedBrain):
@@ -105,8 +94,12 @@ class ClusterContrastiveBrain(DistributedBrain):
 
     def progress(self):
         """Fraction of training done, for the reversal schedule."""
-        done = (self.epoch - 1) + (self.step - 1) / self.hparams.steps_per_epoch
-        return min(1.0, max(0.0, done / self.hparams.number_of_epochs))
+        return training_progress(
+            self.epoch,
+            self.step,
+            self.hparams.steps_per_epoch,
+            self.hparams.number_of_epochs,
+        )
 
     def compute_objectives(self, predictions, batch, stage):
         """SupCon over the two views, plus the weighted speaker loss."""
@@ -150,97 +143,6 @@ class ClusterContrastiveBrain(DistributedBrain):
             stats_meta={"epoch": epoch, "lr": old_lr}, train_stats=stats
         )
         self.checkpointer.save_and_keep_only(meta={"loss": stage_loss})
-
-
-def check_settings(hparams):
-    """Fail early on switches the pretraining cannot combine.
-
-    Arguments
-    ---------
-    hparams : dict
-        The loaded hyperparameters.
-
-    Example
-    -------
-    >>> settings = {"positives": "cluster", "multitask": "none",
-    ...             "clusters_file": None, "speaker_model": None,
-    ...             "speaker_model_sizes": {}, "anchors_per_speaker": 8,
-    ...             "cross_speaker_negatives": False}
-    >>> check_settings({**settings, "clusters_file": "clusters.csv"})
-    >>> try:
-    ...     check_settings(settings)
-    ... except PretrainError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    positives: cluster needs clusters: set clusters_file (a clusters.csv) ...
-    """
-    if hparams["positives"] not in MODES:
-        raise PretrainError(
-            f"positives must be one of {', '.join(MODES)}, got "
-            f"{hparams['positives']!r}"
-        )
-    if hparams["multitask"] not in MULTITASK:
-        raise PretrainError(
-            f"multitask must be one of {', '.join(MULTITASK)}, got "
-            f"{hparams['multitask']!r}"
-        )
-    given = [k for k in ("clusters_file", "speaker_model") if hparams[k]]
-    if len(given) == 2:
-        raise PretrainError(
-            "give clusters_file or speaker_model, not both: the clusters "
-            "would be ambiguous"
-        )
-    if hparams["positives"] == "cluster" and not given:
-        raise PretrainError(
-            "positives: cluster needs clusters: set clusters_file (a "
-            "clusters.csv) or speaker_model (a local ECAPA folder)"
-        )
-    unknown = set(hparams["speaker_model_sizes"]) - set(SPEAKER_MODEL_SIZES)
-    if unknown:
-        raise PretrainError(
-            f"speaker_model_sizes: unknown key(s) {', '.join(sorted(unknown))}"
-            f"; expected {', '.join(SPEAKER_MODEL_SIZES)}"
-        )
-    within = (
-        hparams["positives"] == "cluster"
-        and not hparams["cross_speaker_negatives"]
-    )
-    if within and hparams["anchors_per_speaker"] < 2:
-        raise PretrainError(
-            "anchors_per_speaker must be >= 2 when negatives come from the "
-            "anchor's own speaker only (cross_speaker_negatives: false)"
-        )
-
-
-def pretraining_clusters(hparams, rows, device):
-    """Each row's cluster: read, computed from ``speaker_model``, or none.
-
-    With ``speaker_model`` the rows are embedded and clustered per speaker
-    (:func:`emotion_invariant.cluster.cluster`, on the main process), and
-    ``clusters.csv``, its report and a plot land in ``cluster_folder``.
-    Without clusters (``positives: random_same_speaker``) each speaker is
-    one cluster.
-    """
-    path = hparams["clusters_file"]
-    if hparams["speaker_model"]:
-        run_on_main(
-            cluster,
-            kwargs={
-                "manifest": hparams["pretrain_annotation"],
-                "out": hparams["cluster_folder"],
-                "model": hparams["speaker_model"],
-                "k": hparams["cluster_k"],
-                "k_range": tuple(hparams["cluster_k_range"]),
-                "seed": hparams["cluster_seed"],
-                "batch_size": hparams["eval_batch_size"],
-                "device": device,
-                "data_root": hparams["data_folder"],
-                **hparams["speaker_model_sizes"],
-            },
-        )
-        path = os.path.join(hparams["cluster_folder"], "clusters.csv")
-    if not path:
-        return [row["spk_id"] for row in rows]
-    return read_clusters(path, rows)
 
 
 def dataio_prep(hparams, rows, clusters):

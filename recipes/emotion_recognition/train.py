@@ -48,13 +48,16 @@ from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.emotion.model import size_model
 from emotion_invariant.emotion.report import evaluate, summarize
 from emotion_invariant.experiment import requested_folds, start_run
-from emotion_invariant.losses.adversarial import speaker_entropy_loss
+from emotion_invariant.losses.adversarial import (
+    speaker_entropy_loss,
+    training_progress,
+)
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
     batchnorm_eval,
     freeze_lower_blocks,
 )
-from emotion_invariant.pretrained import pretraining_norm_type
+from emotion_invariant.pretrained import warn_other_norm
 from emotion_invariant.scoring.extract import read_audio
 from emotion_invariant.ser_metrics import classification_report
 from emotion_invariant.utils import step_seed
@@ -119,9 +122,12 @@ class EmotionBrain(DistributedBrain):
 
     def progress(self):
         """Fraction of training done, for the reversal schedule."""
-        steps = self.hparams.steps_per_epoch
-        done = (self.epoch - 1) + (self.step - 1) / steps
-        return min(1.0, max(0.0, done / self.hparams.number_of_epochs))
+        return training_progress(
+            self.epoch,
+            self.step,
+            self.hparams.steps_per_epoch,
+            self.hparams.number_of_epochs,
+        )
 
     def compute_objectives(self, predictions, batch, stage):
         """Cross-entropy on emotions, plus the weighted adversary losses."""
@@ -331,14 +337,7 @@ def build(argv, fold=None):
         )
     used = size_model(hparams, len(hparams["emotion_labels"]), n_speakers)
     if used:
-        pretrained_norm = pretraining_norm_type(used)
-        if pretrained_norm not in (None, hparams["norm_type"]):
-            logger.warning(
-                f"{used} was pretrained with norm_type: {pretrained_norm}, "
-                f"this run uses norm_type: {hparams['norm_type']}; pass "
-                f"--norm_type={pretrained_norm} to fine-tune on the features "
-                "the encoder learned from"
-            )
+        warn_other_norm(used, hparams["norm_type"])
     hparams["frozen_blocks"] = freeze_lower_blocks(
         hparams["embedding_model"], hparams["freeze_blocks"]
     )
