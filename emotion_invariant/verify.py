@@ -24,9 +24,9 @@ import sys
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from emotion_invariant.pretrained import load_pretrained_ecapa
+from emotion_invariant.data.audio import read_audio
+from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.errors import ScoringError
-from emotion_invariant.scoring.extract import read_audio
 
 
 class SpeakerVerifier:

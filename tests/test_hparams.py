@@ -69,3 +69,26 @@ def test_repository_variants_are_overrides_of_one_base():
             # full copy of the base is a second source of every fact.
             assert os.path.basename(base) == bases[0], path
             assert overrides, path
+
+
+def test_default_ecapa_sizes_are_the_speaker_recipes():
+    import inspect
+    import os
+
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    from emotion_invariant.models.embedder import ECAPA_SIZES
+
+    root = os.path.dirname(os.path.dirname(__file__))
+    path = os.path.join(
+        root, "hparams", "speaker_verification", "ecapa_base.yaml"
+    )
+    hparams = load_hparams(path, {"data_folder": "unused"})[0]
+    default = inspect.signature(ECAPA_TDNN).parameters["se_channels"].default
+    assert ECAPA_SIZES == {
+        "n_mels": hparams["n_mels"],
+        "channels": tuple(hparams["channels"]),
+        "attention_channels": hparams["attention_channels"],
+        "se_channels": default,
+        "lin_neurons": hparams["lin_neurons"],
+    }

@@ -15,12 +15,13 @@ import speechbrain as sb
 import torch
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
-from emotion_invariant.cluster import ecapa_embedder
+from emotion_invariant.augment.views import to_views
 from emotion_invariant.clustering import (
     ClusteringError,
     cluster_speakers,
     read_clusters,
 )
+from emotion_invariant.clustering.analysis import ecapa_embedder
 from emotion_invariant.data.cluster_sampler import PretrainError
 from emotion_invariant.data.labels import label_budget
 from emotion_invariant.data.manifest import (
@@ -31,8 +32,7 @@ from emotion_invariant.data.manifest import (
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.losses.supcon import SupConLoss, speaker_supcon
-from emotion_invariant.multiview import to_views
-from emotion_invariant.pretrained import load_pretrained_encoder
+from emotion_invariant.models.pretrained import load_pretrained_encoder
 from emotion_invariant.scoring import extract_embeddings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -473,7 +473,7 @@ def test_finetune_warns_of_another_normalisation(file_run, data, tmp_path):
     # build() runs SpeechBrain's logging set-up, whose dictConfig replaces
     # the root handlers (caplog's among them): listen on the loader's logger.
     records = _Records()
-    logging.getLogger("emotion_invariant.pretrained").addHandler(records)
+    logging.getLogger("emotion_invariant.models.pretrained").addHandler(records)
     try:
         for norm, warned in (("global", True), ("sentence", False)):
             records.messages.clear()
@@ -490,7 +490,9 @@ def test_finetune_warns_of_another_normalisation(file_run, data, tmp_path):
             if warned:
                 assert "norm_type: sentence, this run uses" in said[0]
     finally:
-        logging.getLogger("emotion_invariant.pretrained").removeHandler(records)
+        logging.getLogger("emotion_invariant.models.pretrained").removeHandler(
+            records
+        )
 
 
 def test_finetune_rejects_unlabelled_rows(data, tmp_path):

@@ -11,7 +11,7 @@ import torch
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
 from emotion_invariant.data.manifest import read_manifest
-from emotion_invariant.pretrained import PretrainedError
+from emotion_invariant.models.pretrained import PretrainedError
 from emotion_invariant.scoring import load_embeddings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -206,8 +206,8 @@ def test_starts_from_local_pretrained_folder(tiny_corpus, tmp_path):
         f"--pretrained_path={tmp_path / 'pretrained'}",
     )
     ids, emb = load_embeddings(str(out / "eval" / "embeddings.npz"))
+    from emotion_invariant.data.audio import read_audio
     from emotion_invariant.data.manifest import read_manifest
-    from emotion_invariant.scoring.extract import read_audio
 
     rows = {
         r["ID"]: r
@@ -338,7 +338,7 @@ def test_head_and_neutral_targets_are_speaker_means(
     else:
         weight = hparams["neutral_targets"]
     brain.modules.eval()
-    from emotion_invariant.scoring.extract import read_audio
+    from emotion_invariant.data.audio import read_audio
 
     encoder = sb.dataio.encoder.CategoricalEncoder()
     encoder.load(tmp_path / "run" / "save" / "label_encoder.txt")

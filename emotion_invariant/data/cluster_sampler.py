@@ -12,17 +12,12 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from emotion_invariant.data.parallel import as_rng
+from emotion_invariant.models.embedder import ECAPA_SIZES
+from emotion_invariant.utils import as_rng
 
 MODES = ("cluster", "random_same_speaker")
 MULTITASK = ("none", "speaker", "adversary")
-SPEAKER_MODEL_SIZES = (
-    "n_mels",
-    "channels",
-    "attention_channels",
-    "se_channels",
-    "lin_neurons",
-)
+SPEAKER_MODEL_SIZES = tuple(ECAPA_SIZES)
 
 
 class PretrainError(ValueError):

@@ -10,50 +10,12 @@ import logging
 import random
 from collections import defaultdict
 
-import numpy as np
-
 from emotion_invariant.data.manifest import ManifestError, validate_rows
+from emotion_invariant.utils import as_rng
 
 logger = logging.getLogger(__name__)
 
 KINDS = ("emotion", "speaker", "self")
-
-
-def as_rng(rng):
-    """Turn a seed or a generator into a :class:`random.Random`.
-
-    A NumPy generator gives one draw to seed the new generator, so the
-    result stays deterministic given the generator's state.
-
-    Arguments
-    ---------
-    rng : None, int, random.Random or numpy.random.Generator
-        ``None`` gives a fresh, unseeded generator.
-
-    Returns
-    -------
-    random.Random
-
-    Example
-    -------
-    >>> import numpy as np
-    >>> a = as_rng(np.random.default_rng(3)).random()
-    >>> b = as_rng(np.random.default_rng(3)).random()
-    >>> a == b
-    True
-    >>> as_rng(7).random() == random.Random(7).random()
-    True
-    """
-    if isinstance(rng, random.Random):
-        return rng
-    if isinstance(rng, np.random.Generator):
-        return random.Random(int(rng.integers(2**63)))
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return random.Random(None if rng is None else int(rng))
-    raise TypeError(
-        "expected None, an int seed, random.Random or numpy.random.Generator,"
-        f" got {type(rng).__name__}"
-    )
 
 
 class ParallelIndex:

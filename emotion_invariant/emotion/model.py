@@ -7,7 +7,7 @@ pretraining run or a speaker model.
 """
 
 from emotion_invariant.models.finetune import resize_output
-from emotion_invariant.pretrained import load_pretrained_encoder
+from emotion_invariant.models.pretrained import load_pretrained_encoder
 
 
 def size_model(hparams, n_labels, n_speakers):

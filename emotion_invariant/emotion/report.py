@@ -19,10 +19,7 @@ import torch
 
 from emotion_invariant.data.folds import ROLES
 from emotion_invariant.data.manifest import read_manifest
-from emotion_invariant.models.embedder import embed
-from emotion_invariant.probe import speaker_probe
-from emotion_invariant.scoring.extract import extract_embeddings
-from emotion_invariant.ser_metrics import (
+from emotion_invariant.emotion.metrics import (
     classification_report,
     confusion_text,
     mean_spread,
@@ -30,6 +27,9 @@ from emotion_invariant.ser_metrics import (
     plot_confusion,
     pool_confusions,
 )
+from emotion_invariant.emotion.probe import speaker_probe
+from emotion_invariant.models.embedder import embed
+from emotion_invariant.scoring.extract import extract_embeddings
 from emotion_invariant.utils import atomic_open
 
 METRICS = (
@@ -91,7 +91,7 @@ def evaluate(brain, hparams):
     Returns
     -------
     dict
-        :func:`emotion_invariant.ser_metrics.classification_report` plus
+        :func:`emotion_invariant.emotion.metrics.classification_report` plus
         ``title``, ``fold``, ``speakers`` (per role), ``test_speakers``,
         ``best_dev_ua`` and ``probe``; also written to ``eval_folder``.
     """
@@ -180,7 +180,7 @@ def run_markdown(report):
 
     Example
     -------
-    >>> from emotion_invariant.ser_metrics import classification_report
+    >>> from emotion_invariant.emotion.metrics import classification_report
     >>> r = classification_report([0, 1, 1], [0, 1, 0], ["neu", "ang"])
     >>> r.update(title="demo", fold="split", speakers={"test": 2},
     ...          probe={"accuracy": 0.5, "chance_uniform": 0.25,
@@ -244,7 +244,7 @@ def summarize(hparams):
     -------
     dict
         ``title``, ``mode``, ``runs`` (fold -> scores), ``summary`` (metric
-        -> :func:`emotion_invariant.ser_metrics.mean_spread`) and ``pooled``
+        -> :func:`emotion_invariant.emotion.metrics.mean_spread`) and ``pooled``
         (metrics of the summed confusion matrices); also written to the
         output folder as ``report.json``, ``report.md``, ``confusion.txt``
         and ``confusion.png``.

@@ -106,7 +106,7 @@ class SupConLoss(torch.nn.Module):
         ---------
         features : torch.Tensor
             ``[B, V, D]``: ``V`` views of each of ``B`` utterances (Khosla's
-            layout; ``emotion_invariant.multiview.to_views`` builds it), or
+            layout; ``emotion_invariant.augment.views.to_views`` builds it), or
             ``[N, D]``: one view per row. ``[B, 1, D]``, what SpeechBrain's
             ECAPA emits, is read as ``[N, D]``; to use several views of an
             utterance either reshape them to ``[B, V, D]`` or flatten them to

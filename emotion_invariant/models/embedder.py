@@ -6,6 +6,21 @@ or the corpus, then the encoder, in that order. Training, evaluation and
 clustering all embed through :func:`embed`, so they cannot drift apart.
 """
 
+#: The speaker recipe's ECAPA-TDNN sizes
+#: (``hparams/speaker_verification/ecapa_base.yaml``, checked by the tests;
+#: ``se_channels`` is ECAPA_TDNN's default): what a speaker model folder is
+#: built with unless told otherwise.
+ECAPA_SIZES = {
+    "n_mels": 80,
+    "channels": (128, 128, 128, 128, 384),
+    "attention_channels": 64,
+    "se_channels": 128,
+    "lin_neurons": 192,
+}
+#: Kernel sizes and dilations of the five ECAPA-TDNN blocks (SpeechBrain's).
+KERNEL_SIZES = (5, 3, 3, 3, 1)
+DILATIONS = (1, 2, 3, 4, 1)
+
 
 def embed(modules, wavs, lens):
     """Embeddings ``[B, 1, D]`` of padded waveforms.

@@ -287,3 +287,40 @@ def speaker_means(modules, hparams, encoder, device, emotion=None):
     labels = torch.tensor([encoder.lab2ind[speaker_of[i]] for i in ids])
     seen = imprint_head(means, embeddings, labels)
     return means, seen
+
+
+def init_head(modules, hparams, encoder, device):
+    """Imprint the AAM head, and the neutral targets, from speaker means.
+
+    With ``head_init: imprint`` and no checkpoint to resume, each row of
+    ``modules.classifier`` becomes its speaker's mean embedding under the
+    pretrained model; with ``erl_target: neutral`` the returned targets are
+    each speaker's mean neutral embedding (the all-emotion mean for a
+    speaker with no neutral utterance). Both come from the pretrained
+    weights: a checkpoint, if any, is recovered later, in ``fit()``.
+
+    Arguments
+    ---------
+    modules, hparams, encoder, device
+        As :func:`speaker_means` takes them; ``hparams`` also gives
+        ``head_init``, ``erl_target`` and ``checkpointer``.
+
+    Returns
+    -------
+    torch.Tensor or None
+        ``[speakers, dim]`` neutral targets, or None.
+    """
+    resuming = hparams["checkpointer"].find_checkpoint() is not None
+    imprint = hparams["head_init"] == "imprint" and not resuming
+    neutral = hparams["erl_target"] == "neutral"
+    if not (imprint or neutral):
+        return None
+    means, _ = speaker_means(modules, hparams, encoder, device)
+    if imprint:
+        with torch.no_grad():
+            modules.classifier.weight.copy_(means)
+    if not neutral:
+        return None
+    targets, seen = speaker_means(modules, hparams, encoder, device, "neu")
+    targets[~seen] = means[~seen]
+    return targets

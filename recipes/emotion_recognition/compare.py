@@ -21,7 +21,7 @@ import json
 import os
 import sys
 
-from emotion_invariant.ser_metrics import mean_spread
+from emotion_invariant.emotion.metrics import mean_spread
 from emotion_invariant.utils import atomic_open
 
 COLUMNS = (

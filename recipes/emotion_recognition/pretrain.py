@@ -44,7 +44,9 @@ import torch
 import torch.nn.functional as F
 from speechbrain.utils.distributed import infer_device, run_on_main
 
-from emotion_invariant.cluster import pretraining_clusters
+from emotion_invariant.augment.views import make_views, to_views
+from emotion_invariant.clustering.analysis import pretraining_clusters
+from emotion_invariant.data.audio import random_segment, read_audio
 from emotion_invariant.data.audio_check import check_manifest_audio
 from emotion_invariant.data.cluster_sampler import (
     ClusterPairSampler,
@@ -60,8 +62,6 @@ from emotion_invariant.losses.adversarial import training_progress
 from emotion_invariant.losses.supcon import speaker_supcon
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import resize_output
-from emotion_invariant.multiview import make_views, to_views
-from emotion_invariant.scoring.extract import read_audio
 from emotion_invariant.utils import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -164,10 +164,7 @@ def dataio_prep(hparams, rows, clusters):
 
     def load(index, rng):
         wave = read_audio(rows[index], data_root, hparams["sample_rate"])
-        if wave.numel() <= crop:
-            return wave
-        start = rng.randrange(wave.numel() - crop + 1)
-        return wave[start : start + crop]
+        return random_segment(wave, crop, rng)
 
     @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides(

@@ -41,10 +41,12 @@ import torch
 import torch.nn.functional as F
 from speechbrain.utils.distributed import main_process_only
 
+from emotion_invariant.data.audio import random_segment, read_audio
 from emotion_invariant.data.labels import labelled_splits
 from emotion_invariant.data.manifest import ManifestError
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.distributed import DistributedBrain
+from emotion_invariant.emotion.metrics import classification_report
 from emotion_invariant.emotion.model import size_model
 from emotion_invariant.emotion.report import evaluate, summarize
 from emotion_invariant.experiment import requested_folds, start_run
@@ -57,9 +59,7 @@ from emotion_invariant.models.finetune import (
     batchnorm_eval,
     freeze_lower_blocks,
 )
-from emotion_invariant.pretrained import warn_other_norm
-from emotion_invariant.scoring.extract import read_audio
-from emotion_invariant.ser_metrics import classification_report
+from emotion_invariant.models.pretrained import warn_other_norm
 from emotion_invariant.utils import step_seed
 
 logger = logging.getLogger(__name__)
@@ -250,14 +250,10 @@ def dataio_prep(hparams):
     @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides("sig")
     def train_audio(uid):
-        wave = load(uid)
-        if wave.numel() <= crop:
-            return wave
         # Seeded by (seed, epoch, utterance): a resumed run crops as an
         # unbroken one does.
         rng = random.Random(f"{seed}:{counter.current}:{uid}")
-        start = rng.randrange(wave.numel() - crop + 1)
-        return wave[start : start + crop]
+        return random_segment(load(uid), crop, rng)
 
     @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides("sig")

@@ -39,7 +39,7 @@ from emotion_invariant.experiment import (
     use_fold,
 )
 from emotion_invariant.models.finetune import resize_classifier
-from emotion_invariant.pretrained import load_pretrained_ecapa
+from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.evaluation import evaluate
 
 

@@ -39,6 +39,8 @@ import torch
 from speechbrain.utils.distributed import main_process_only
 
 from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
+from emotion_invariant.augment.views import make_views, to_views
+from emotion_invariant.data.audio import read_audio
 from emotion_invariant.data.manifest import (
     ManifestError,
     read_manifest,
@@ -60,14 +62,12 @@ from emotion_invariant.losses.consistency import cosine_consistency
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
     batchnorm_eval,
+    init_head,
     resize_classifier,
     setup_finetuning,
-    speaker_means,
 )
-from emotion_invariant.multiview import make_views, to_views
-from emotion_invariant.pretrained import load_pretrained_ecapa
+from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.evaluation import embedded_eer, evaluate
-from emotion_invariant.scoring.extract import read_audio
 from emotion_invariant.utils import step_seed
 
 logger = logging.getLogger(__name__)
@@ -352,33 +352,29 @@ def dataio_prep(hparams):
     return train, valid, encoder
 
 
-def build(argv, train=True):
+def build(argv):
     """Parse arguments, prepare data and build the Brain.
 
     Arguments
     ---------
     argv : list of str
         ``hparams_file [--overrides]`` as on the command line.
-    train : bool
-        False to evaluate only (no head initialisation).
 
     Returns
     -------
     tuple
         ``(brain, hparams, train_data, valid_data)``.
     """
-    train_model = train  # ``train`` names the training set below
     hparams, run_opts, _, _ = start(argv, prepare_verification)
     use_fold(hparams)
     check_audio(hparams, ANNOTATIONS)
     train, valid, encoder = dataio_prep(hparams)
-    if train_model:
-        hparams["train_dataloader_options"], _ = training_steps(
-            len(train),
-            hparams["train_dataloader_options"],
-            hparams["train_annotation"],
-            debug=run_opts.get("debug", False),
-        )
+    hparams["train_dataloader_options"], _ = training_steps(
+        len(train),
+        hparams["train_dataloader_options"],
+        hparams["train_annotation"],
+        debug=run_opts.get("debug", False),
+    )
     resize_classifier(hparams["classifier"], len(encoder))
     if hparams["pretrained_path"]:
         # The AAM head is per speaker set, so only the encoder is reused.
@@ -393,27 +389,11 @@ def build(argv, train=True):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    # Both from the pretrained weights: the checkpoint, if any, is
-    # recovered later, in fit(). The all-emotion means are computed once.
-    imprint = hparams["head_init"] == "imprint" and not _resuming(hparams)
-    neutral = hparams["erl_target"] == "neutral"
-    if train_model and (imprint or neutral):
-        means, _ = speaker_means(brain.modules, hparams, encoder, brain.device)
-    if train_model and imprint:
-        with torch.no_grad():
-            brain.modules.classifier.weight.copy_(means)
-    if train_model and neutral:
-        targets, seen = speaker_means(
-            brain.modules, hparams, encoder, brain.device, "neu"
-        )
-        targets[~seen] = means[~seen]
+    targets = init_head(brain.modules, hparams, encoder, brain.device)
+    if targets is not None:
         hparams["neutral_targets"] = targets
         brain.hparams.neutral_targets = targets  # Brain holds a copy
     return brain, hparams, train, valid
-
-
-def _resuming(hparams):
-    return hparams["checkpointer"].find_checkpoint() is not None
 
 
 def main(argv=None):

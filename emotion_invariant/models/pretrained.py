@@ -85,8 +85,8 @@ def resolve_checkpoint_dir(
     >>> resolve_checkpoint_dir(tempfile.mkdtemp())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    emotion_invariant.pretrained.PretrainedError: ...: no embedding_model.ckpt \
-and no CKPT+* checkpoint folder (found: nothing)
+    emotion_invariant.models.pretrained.PretrainedError: ...: no \
+embedding_model.ckpt and no CKPT+* checkpoint folder (found: nothing)
     """
     folder = pathlib.Path(folder)
     if not folder.is_dir():
@@ -287,8 +287,9 @@ def load_pretrained_ecapa(
     ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    emotion_invariant.pretrained.PretrainedError: .../embedding_model.ckpt: \
-shape mismatch for weight: checkpoint (2, 3) vs model (2, 4)
+    emotion_invariant.models.pretrained.PretrainedError: \
+.../embedding_model.ckpt: shape mismatch for weight: \
+checkpoint (2, 3) vs model (2, 4)
     """
     names = {**DEFAULT_NAMES, **(names or {})}
     unknown = sorted(set(names) - set(DEFAULT_NAMES))

@@ -521,7 +521,8 @@ def read_clusters(path, rows):
     Arguments
     ---------
     path : str
-        ``clusters.csv``, as written by ``python -m emotion_invariant.cluster``.
+        ``clusters.csv``, as written by
+        ``python -m emotion_invariant.clustering``.
     rows : list of dict
         Manifest rows (``ID``, ``spk_id``).
 
@@ -542,7 +543,7 @@ def read_clusters(path, rows):
     ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    emotion_invariant.clustering.ClusteringError: .../clusters.csv: no \
+    emotion_invariant.clustering.kmeans.ClusteringError: .../clusters.csv: no \
 cluster for 1 of 1 manifest row(s): 'u9'
     """
     if not os.path.isfile(path):
