@@ -9,6 +9,8 @@ rows, and every evaluated row must have one of them.
 import random
 from collections import Counter
 
+import torch
+
 from emotion_invariant.data.folds import ROLES, check_speaker_independent
 from emotion_invariant.data.manifest import (
     EMOTIONS,
@@ -149,3 +151,20 @@ def labelled_splits(hparams):
     labels = emotion_labels(parts, sources)
     speakers = sorted({row["spk_id"] for row in parts["train"]})
     return sources, parts, labels, speakers
+
+
+def class_weights(rows, labels):
+    """Cross-entropy weights that give every emotion the same total weight.
+
+    ``N / (C * n_c)`` for an emotion with ``n_c`` of the ``N`` rows and
+    ``C`` emotions, in the order of ``labels``.
+
+    Example
+    -------
+    >>> rows = [{"emo": "neu"}] * 3 + [{"emo": "ang"}]
+    >>> class_weights(rows, ["neu", "ang"])
+    tensor([0.6667, 2.0000])
+    """
+    counts = Counter(row["emo"] for row in rows)
+    counts = torch.tensor([counts[emo] for emo in labels]).float()
+    return counts.sum() / (len(labels) * counts)

@@ -121,7 +121,7 @@ class L2SP(torch.nn.Module):
     0.0
     >>> with torch.no_grad():
     ...     net.bias += 2.0
-    >>> float(reg(net))
+    >>> round(float(reg(net)), 4)
     4.0
     """
 
@@ -324,3 +324,44 @@ def init_head(modules, hparams, encoder, device):
     targets, seen = speaker_means(modules, hparams, encoder, device, "neu")
     targets[~seen] = means[~seen]
     return targets
+
+
+def head_lr_groups(parameters, head, factor):
+    """Optimizer parameter groups: a head learning ``factor`` times faster.
+
+    The head's group carries ``lr_factor``; :func:`scale_learning_rates`
+    applies it whenever the learning rate changes, so that a head chasing
+    the encoder (a speaker adversary) keeps up with it.
+
+    Arguments
+    ---------
+    parameters : iterable of torch.nn.Parameter
+        Every trained parameter, the head's included.
+    head : iterable of torch.nn.Parameter
+        The head's parameters.
+    factor : float
+        Learning-rate factor of the head (> 0).
+
+    Example
+    -------
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    >>> groups = head_lr_groups(model.parameters(), model[1].parameters(), 5)
+    >>> optimizer = torch.optim.SGD(groups, lr=0.1)
+    >>> scale_learning_rates(optimizer)
+    >>> [group["lr"] for group in optimizer.param_groups]
+    [0.1, 0.5]
+    """
+    if factor <= 0:
+        raise ValueError(f"adv_lr_factor must be > 0, got {factor}")
+    head = list(head)
+    ids = {id(p) for p in head}
+    rest = [p for p in parameters if id(p) not in ids]
+    return [{"params": rest}, {"params": head, "lr_factor": factor}]
+
+
+def scale_learning_rates(optimizer):
+    """Apply each parameter group's ``lr_factor`` to the first group's lr."""
+    lr = optimizer.param_groups[0]["lr"]
+    for group in optimizer.param_groups[1:]:
+        group["lr"] = lr * group.get("lr_factor", 1.0)

@@ -21,6 +21,8 @@ from speechbrain.utils.checkpoints import (
     hook_on_loading_state_dict_checkpoint,
 )
 
+from emotion_invariant.utils import atomic_path
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_NAMES = {
@@ -354,6 +356,22 @@ def _speakers(ckpt_dir, root, names):
     except Exception:  # no label encoder, or not one: not worth failing
         return "number of training speakers unknown: no label encoder"
     return f"trained on {len(encoder)} speakers"
+
+
+def save_encoder(embedding_model, path):
+    """Write an encoder's state dict to ``path`` (an ``encoder.ckpt``),
+    atomically: what :func:`load_pretrained_encoder` reads.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), ENCODER_FILE)
+    >>> save_encoder(torch.nn.Linear(2, 2), path)
+    >>> sorted(torch.load(path))
+    ['bias', 'weight']
+    """
+    with atomic_path(path) as tmp:
+        torch.save(embedding_model.state_dict(), tmp)
 
 
 def load_pretrained_encoder(path, embedding_model):

@@ -62,7 +62,7 @@ from emotion_invariant.losses.adversarial import training_progress
 from emotion_invariant.losses.supcon import speaker_supcon
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import resize_output
-from emotion_invariant.utils import atomic_path
+from emotion_invariant.models.pretrained import save_encoder
 
 logger = logging.getLogger(__name__)
 
@@ -260,12 +260,6 @@ def build(argv):
     return brain, hparams, data
 
 
-def export_encoder(hparams):
-    """Write the encoder's state dict to ``encoder_file``, atomically."""
-    with atomic_path(hparams["encoder_file"]) as tmp:
-        torch.save(hparams["embedding_model"].state_dict(), tmp)
-
-
 def main(argv=None):
     """Pretrain; returns the path of the pretrained encoder."""
     brain, hparams, data = build(list(argv or sys.argv[1:]))
@@ -274,7 +268,10 @@ def main(argv=None):
         "num_workers": hparams["num_workers"],
     }
     brain.fit(hparams["epoch_counter"], data, train_loader_kwargs=loader)
-    run_on_main(export_encoder, kwargs={"hparams": hparams})
+    run_on_main(
+        save_encoder,
+        args=[hparams["embedding_model"], hparams["encoder_file"]],
+    )
     return hparams["encoder_file"]
 
 

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from speechbrain.utils.distributed import main_process_only
 
 from emotion_invariant.data.audio import random_segment, read_audio
-from emotion_invariant.data.labels import labelled_splits
+from emotion_invariant.data.labels import class_weights, labelled_splits
 from emotion_invariant.data.manifest import ManifestError
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.distributed import DistributedBrain
@@ -58,6 +58,8 @@ from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
     batchnorm_eval,
     freeze_lower_blocks,
+    head_lr_groups,
+    scale_learning_rates,
 )
 from emotion_invariant.models.pretrained import warn_other_norm
 from emotion_invariant.utils import step_seed
@@ -163,25 +165,17 @@ class EmotionBrain(DistributedBrain):
     def init_optimizers(self):
         """One optimizer; the adversary head's learning rate times
         ``adv_lr_factor``, so that it keeps up with the encoder it chases."""
-        factor = self.hparams.adv_lr_factor
-        if factor <= 0:
-            raise ValueError(f"adv_lr_factor must be > 0, got {factor}")
-        head = list(self.modules.adversary.parameters())
-        ids = {id(p) for p in head}
-        rest = [p for p in self.modules.parameters() if id(p) not in ids]
         self.optimizer = self.opt_class(
-            [{"params": rest}, {"params": head, "lr_factor": factor}]
+            head_lr_groups(
+                self.modules.parameters(),
+                self.modules.adversary.parameters(),
+                self.hparams.adv_lr_factor,
+            )
         )
-        self._scale_learning_rates()
+        scale_learning_rates(self.optimizer)
         self.optimizers_dict = {"opt_class": self.optimizer}
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
-
-    def _scale_learning_rates(self):
-        """Apply each parameter group's ``lr_factor`` to the current lr."""
-        lr = self.optimizer.param_groups[0]["lr"]
-        for group in self.optimizer.param_groups[1:]:
-            group["lr"] = lr * group.get("lr_factor", 1.0)
 
     def on_fit_batch_start(self, batch, should_step):
         """Seed torch from (seed, epoch, step): a run resumed mid-epoch draws
@@ -221,7 +215,7 @@ class EmotionBrain(DistributedBrain):
         if stage == sb.Stage.VALID:
             old_lr, new_lr = self.hparams.lr_annealing(epoch)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
-            self._scale_learning_rates()
+            scale_learning_rates(self.optimizer)
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "lr": old_lr},
                 train_stats=self.train_stats,
@@ -236,7 +230,6 @@ def dataio_prep(hparams):
     """Datasets, emotion labels, training speakers and class weights."""
     data_root = hparams["data_folder"]
     names, parts, labels, speakers = labelled_splits(hparams)
-    train_emotions = Counter(row["emo"] for row in parts["train"])
     emo_index = {emo: i for i, emo in enumerate(labels)}
     spk_index = {spk: i for i, spk in enumerate(speakers)}
     rows_by_id = {row["ID"]: row for part in parts.values() for row in part}
@@ -281,13 +274,11 @@ def dataio_prep(hparams):
             data = data.filtered_sorted(sort_key="duration", reverse=True)
         datasets[name] = data
 
-    class_weights = None
-    if hparams["class_balanced"]:
-        counts = torch.tensor([train_emotions[e] for e in labels]).float()
-        class_weights = counts.sum() / (len(labels) * counts)
     hparams["emotion_labels"] = labels
     hparams["train_speakers"] = speakers
-    hparams["class_weights"] = class_weights
+    hparams["class_weights"] = None
+    if hparams["class_balanced"]:
+        hparams["class_weights"] = class_weights(parts["train"], labels)
     return datasets
 
 

@@ -42,13 +42,12 @@ from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
 from emotion_invariant.augment.views import make_views, to_views
 from emotion_invariant.data.audio import read_audio
 from emotion_invariant.data.manifest import (
-    ManifestError,
     read_manifest,
 )
 from emotion_invariant.data.parallel import ParallelIndex, check_copypaste
 from emotion_invariant.data.speaker_batches import speaker_batches
 from emotion_invariant.data.steps import epoch_sampler, training_steps
-from emotion_invariant.data.trials import make_trials
+from emotion_invariant.data.trials import dev_trials
 from emotion_invariant.data.trim import trim_silence
 from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.experiment import (
@@ -338,17 +337,11 @@ def dataio_prep(hparams):
     hparams["batch_sampler"] = speaker_batches(hparams, speakers)
     hparams["epoch_sampler"] = epoch_sampler(hparams, train)
     valid.set_output_keys(["id", "sig"])
-    try:
-        hparams["dev_trials"] = make_trials(
-            valid_rows,
-            seed=0,
-            max_per_condition=hparams["dev_trials_per_condition"],
-        )
-    except ManifestError as err:
-        raise ManifestError(
-            f"{hparams['valid_annotation']}: the dev speakers select the best "
-            f"checkpoint by verification EER: {err}"
-        ) from err
+    hparams["dev_trials"] = dev_trials(
+        valid_rows,
+        hparams["dev_trials_per_condition"],
+        hparams["valid_annotation"],
+    )
     return train, valid, encoder
 
 
