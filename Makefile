@@ -205,7 +205,7 @@ clusters: $(PT_DIR)/clusters/clusters.csv
 $(PT_DIR)/clusters/clusters.csv: | corpus $(PT_SPEAKER_MODEL)/save
 	$(PY) -m emotion_invariant.data.prepare synth $(DEMO_DATA) \
 		$(PT_DIR)/manifests
-	$(PY) -m emotion_invariant.cluster \
+	$(PY) -m emotion_invariant.clustering \
 		--manifest $(PT_DIR)/manifests/synth_train.csv \
 		--model $(PT_SPEAKER_MODEL)/save --data-root $(DEMO_DATA) \
 		--out $(PT_DIR)/clusters

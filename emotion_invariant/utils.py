@@ -3,9 +3,12 @@
 import contextlib
 import hashlib
 import os
+import random
 import secrets
 import shutil
 import tempfile
+
+import numpy as np
 
 
 def _new_file(folder, prefix, suffix, target):
@@ -213,3 +216,40 @@ def step_seed(*parts):
     """
     digest = hashlib.sha256(":".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big") >> 1
+
+
+def as_rng(rng):
+    """Turn a seed or a generator into a :class:`random.Random`.
+
+    A NumPy generator gives one draw to seed the new generator, so the
+    result stays deterministic given the generator's state.
+
+    Arguments
+    ---------
+    rng : None, int, random.Random or numpy.random.Generator
+        ``None`` gives a fresh, unseeded generator.
+
+    Returns
+    -------
+    random.Random
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> a = as_rng(np.random.default_rng(3)).random()
+    >>> b = as_rng(np.random.default_rng(3)).random()
+    >>> a == b
+    True
+    >>> as_rng(7).random() == random.Random(7).random()
+    True
+    """
+    if isinstance(rng, random.Random):
+        return rng
+    if isinstance(rng, np.random.Generator):
+        return random.Random(int(rng.integers(2**63)))
+    if rng is None or isinstance(rng, (int, np.integer)):
+        return random.Random(None if rng is None else int(rng))
+    raise TypeError(
+        "expected None, an int seed, random.Random or numpy.random.Generator,"
+        f" got {type(rng).__name__}"
+    )

@@ -24,9 +24,10 @@ import sys
 import torch
 from hyperpyyaml import load_hyperpyyaml
 
-from emotion_invariant.pretrained import load_pretrained_ecapa
+from emotion_invariant.data.audio import read_audio
+from emotion_invariant.models.embedder import embed
+from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.errors import ScoringError
-from emotion_invariant.scoring.extract import read_audio
 
 
 class SpeakerVerifier:
@@ -79,9 +80,7 @@ class SpeakerVerifier:
         wavs = signal.unsqueeze(0).to(self.device)
         lens = torch.ones(1, device=self.device)
         with torch.no_grad():
-            feats = self.modules.compute_features(wavs)
-            feats = self.modules.mean_var_norm(feats, lens)
-            emb = self.modules.embedding_model(feats, lens)
+            emb = embed(self.modules, wavs, lens)
         return emb.reshape(-1).cpu()
 
     def score(self, pairs):

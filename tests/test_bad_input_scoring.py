@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from emotion_invariant.score import main
 from emotion_invariant.scoring import save_embeddings
+from emotion_invariant.scoring.score import main
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_missing_id_names_the_embedding_file(embeddings, tmp_path, capsys):
 
 
 def test_self_trial_is_scored_with_a_warning(embeddings, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="emotion_invariant.score"):
+    with caplog.at_level(logging.WARNING, logger="emotion_invariant.scoring"):
         status, trials, out = _score(
             embeddings, "1 a a\n1 a b\n0 a c\n1 c c\n", tmp_path
         )

@@ -22,7 +22,10 @@ from test_recipe_speaker_verification import TINY_MODEL as SV_TINY
 from emotion_invariant.data.manifest import ManifestError, read_manifest
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.hparams import HparamsError, load_hparams
-from emotion_invariant.pretrained import PretrainedError, load_pretrained_ecapa
+from emotion_invariant.models.pretrained import (
+    PretrainedError,
+    load_pretrained_ecapa,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SV_TRAIN = os.path.join(ROOT, "recipes", "speaker_verification", "train.py")
@@ -251,7 +254,7 @@ def test_skip_bad_drops_bad_rows_and_their_trials(corpus, tmp_path):
     argv = _sv_argv(corpus, out, "--debug", "--skip_bad=True")
     with (
         _warnings("emotion_invariant.data.audio_check") as dropped,
-        _warnings("evaluate") as unscored,
+        _warnings("emotion_invariant.scoring.evaluation") as unscored,
     ):
         report = _load(SV_TRAIN, "sv_skip_bad").main(argv)
     assert "dropped (skip_bad)" in dropped[0]
@@ -309,7 +312,8 @@ def test_pretrained_load_says_what_was_loaded(tmp_path, caplog):
         "'id1' => 0\n'id2' => 1\n'id3' => 2\n================\n"
         "'starting_index' => 0\n"
     )
-    with caplog.at_level(logging.INFO, logger="emotion_invariant.pretrained"):
+    logger = "emotion_invariant.models.pretrained"
+    with caplog.at_level(logging.INFO, logger=logger):
         load_pretrained_ecapa(tmp_path, _tiny_ecapa())
     assert f"loaded embedding_model.ckpt from {tmp_path}" in caplog.text
     assert "trained on 3 speakers" in caplog.text
@@ -342,7 +346,7 @@ def test_single_emotion_speakers_warn_with_the_share(tiny_corpus, tmp_path):
         f"--manifest_folder={folder}",
         yaml="ecapa_emotion_invariant.yaml",
     )
-    with _warnings("sv_one_emotion") as text:
+    with _warnings("emotion_invariant.data.parallel") as text:
         _load(SV_TRAIN, "sv_one_emotion").build(argv)
     share = 100 * 3 / len(rows)  # 3 neutral utterances of one speaker
     assert (

@@ -69,9 +69,16 @@ def test_negatives_other_clusters(cross):
 
 def test_negatives_within_speaker_only_by_default():
     sampler = ClusterPairSampler(CLUSTERS, SPEAKERS)
+    with_negatives = 0
     for i in range(N):
-        for j in sampler.negatives(i, N):
-            assert SPEAKERS[j] == SPEAKERS[i] and CLUSTERS[j] != CLUSTERS[i]
+        expected = {
+            j
+            for j in range(N)
+            if SPEAKERS[j] == SPEAKERS[i] and CLUSTERS[j] != CLUSTERS[i]
+        }
+        assert set(sampler.negatives(i, N)) == expected, i
+        with_negatives += bool(expected)
+    assert with_negatives > 0
     lonely = CLUSTERS.index("c:0")  # speaker c has one cluster
     assert sampler.negatives(lonely, 5) == []
 

@@ -15,7 +15,6 @@ from speechbrain.lobes.features import Fbank
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from speechbrain.processing.features import InputNormalization
 
-from emotion_invariant.cluster import main
 from emotion_invariant.clustering import (
     ClusteringError,
     cluster_report,
@@ -25,6 +24,7 @@ from emotion_invariant.clustering import (
     purity,
     report_markdown,
 )
+from emotion_invariant.clustering.analysis import main
 from emotion_invariant.data.manifest import write_manifest
 from emotion_invariant.scoring import load_embeddings, save_embeddings
 

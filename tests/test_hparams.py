@@ -45,6 +45,10 @@ def test_errors(tmp_path):
         resolve_hparams(base, "a: [unclosed")
 
 
+#: Files that stand on their own besides each task's base: another stage.
+STANDALONE = {"pretrain_cluster_contrastive.yaml"}
+
+
 def test_repository_variants_are_overrides_of_one_base():
     import os
 
@@ -57,7 +61,34 @@ def test_repository_variants_are_overrides_of_one_base():
         assert len(bases) == 1, (task, names)
         for name in names:
             path = os.path.join(root, task, name)
-            base, _ = resolve_hparams(path)
-            # A variant overrides the task's base; only a different stage
-            # (e.g. pretraining) may stand on its own.
-            assert base == path or os.path.basename(base) in bases, path
+            base, overrides = resolve_hparams(path)
+            if name in bases or name in STANDALONE:
+                assert base == path, path
+                continue
+            # A variant names the task's base and overrides something: a
+            # full copy of the base is a second source of every fact.
+            assert os.path.basename(base) == bases[0], path
+            assert overrides, path
+
+
+def test_default_ecapa_sizes_are_the_speaker_recipes():
+    import inspect
+    import os
+
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    from emotion_invariant.models.embedder import ECAPA_SIZES
+
+    root = os.path.dirname(os.path.dirname(__file__))
+    path = os.path.join(
+        root, "hparams", "speaker_verification", "ecapa_base.yaml"
+    )
+    hparams = load_hparams(path, {"data_folder": "unused"})[0]
+    default = inspect.signature(ECAPA_TDNN).parameters["se_channels"].default
+    assert ECAPA_SIZES == {
+        "n_mels": hparams["n_mels"],
+        "channels": tuple(hparams["channels"]),
+        "attention_channels": hparams["attention_channels"],
+        "se_channels": default,
+        "lin_neurons": hparams["lin_neurons"],
+    }

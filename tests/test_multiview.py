@@ -7,14 +7,14 @@ import torch
 from speechbrain.augment.augmenter import Augmenter
 from speechbrain.augment.time_domain import DropChunk, DropFreq, SpeedPerturb
 
-from emotion_invariant.losses.supcon import SupConLoss
-from emotion_invariant.multiview import (
+from emotion_invariant.augment.views import (
     augmenter_sources,
     default_view_augmenter,
     flatten_views,
     make_views,
     to_views,
 )
+from emotion_invariant.losses.supcon import SupConLoss
 
 N_UTTS = 6
 N_TIME = 40

@@ -11,7 +11,7 @@ from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN, Classifier
 from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.checkpoints import Checkpointer
 
-from emotion_invariant.pretrained import (
+from emotion_invariant.models.pretrained import (
     PretrainedError,
     load_pretrained_ecapa,
     resolve_checkpoint_dir,

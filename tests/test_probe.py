@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from emotion_invariant.probe import ProbeError, speaker_probe, split_per_speaker
+from emotion_invariant.emotion.probe import (
+    ProbeError,
+    speaker_probe,
+    split_per_speaker,
+)
 
 N_SPEAKERS, PER_SPEAKER, DIM = 8, 40, 16
 

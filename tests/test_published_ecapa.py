@@ -18,7 +18,7 @@ from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.models import acquire as acq
-from emotion_invariant.pretrained import load_pretrained_ecapa
+from emotion_invariant.models.pretrained import load_pretrained_ecapa
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRESETS = os.path.join(ROOT, "hparams", "speaker_verification")

@@ -12,11 +12,17 @@ import speechbrain as sb
 import torch
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
+from emotion_invariant.data.folds import (
+    check_speaker_independent,
+    fold_of_speakers,
+    fold_split,
+)
 from emotion_invariant.data.manifest import (
     ManifestError,
     read_manifest,
     write_manifest,
 )
+from emotion_invariant.experiment import requested_folds
 from emotion_invariant.hparams import load_hparams
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -186,12 +192,12 @@ def _rows(n_speakers, per_speaker=2, fold=None):
     ],
     ids=["drawn", "column", "column-with-unnamed-speaker"],
 )
-def test_folds_never_share_a_speaker(recipe, fold):
+def test_folds_never_share_a_speaker(fold):
     rows = _rows(17, fold=fold)
-    fold_of = recipe.fold_of_speakers(rows, n_folds=5, seed=3)
+    fold_of = fold_of_speakers(rows, n_folds=5, seed=3)
     tested = []
     for label in sorted(set(fold_of.values())):
-        parts = recipe.fold_split(rows, fold_of, label, 0.15, seed=3)
+        parts = fold_split(rows, fold_of, label, 0.15, seed=3)
         spk = {k: {r["spk_id"] for r in v} for k, v in parts.items()}
         assert spk["test"] == {s for s, f in fold_of.items() if f == label}
         assert not spk["test"] & spk["dev"]
@@ -199,7 +205,7 @@ def test_folds_never_share_a_speaker(recipe, fold):
         assert not spk["dev"] & spk["train"]
         assert spk["dev"] and len(spk["train"]) >= 2
         assert spk["train"] | spk["dev"] | spk["test"] == set(fold_of)
-        recipe.check_speaker_independent(parts)
+        check_speaker_independent(parts)
         tested.extend(spk["test"])
     # Every speaker with a fold is tested exactly once over the folds.
     assert sorted(tested) == sorted(fold_of)
@@ -207,27 +213,27 @@ def test_folds_never_share_a_speaker(recipe, fold):
     assert set(fold_of) == named
 
 
-def test_drawn_folds_are_balanced_and_seeded(recipe):
+def test_drawn_folds_are_balanced_and_seeded():
     rows = _rows(20)
-    folds = recipe.fold_of_speakers(rows, n_folds=5, seed=0)
+    folds = fold_of_speakers(rows, n_folds=5, seed=0)
     sizes = sorted(list(folds.values()).count(k) for k in set(folds.values()))
     assert sizes == [4] * 5
-    assert folds == recipe.fold_of_speakers(rows, n_folds=5, seed=0)
-    assert folds != recipe.fold_of_speakers(rows, n_folds=5, seed=1)
+    assert folds == fold_of_speakers(rows, n_folds=5, seed=0)
+    assert folds != fold_of_speakers(rows, n_folds=5, seed=1)
 
 
-def test_fold_errors_are_clear(recipe):
+def test_fold_errors_are_clear():
     rows = _rows(6, fold=lambda s: str(s % 3 + 1))
-    fold_of = recipe.fold_of_speakers(rows)
+    fold_of = fold_of_speakers(rows)
     with pytest.raises(ManifestError, match="fold '7' does not exist"):
-        recipe.fold_split(rows, fold_of, "7")
+        fold_split(rows, fold_of, "7")
     with pytest.raises(ManifestError, match="at least 3 are needed"):
-        recipe.fold_split(rows, dict(zip(["s00", "s01", "s02"], "112")), "1")
+        fold_split(rows, dict(zip(["s00", "s01", "s02"], "112")), "1")
     rows[1]["fold"] = "2"  # s00 now in folds 1 and 2
     with pytest.raises(ManifestError, match="speaker 's00' is in fold '1'"):
-        recipe.fold_of_speakers(rows, source="m.csv")
+        fold_of_speakers(rows, source="m.csv")
     with pytest.raises(ManifestError, match="cannot draw 9 speaker folds"):
-        recipe.fold_of_speakers(_rows(4), n_folds=9)
+        fold_of_speakers(_rows(4), n_folds=9)
 
 
 def test_overlapping_speakers_stop_training(
@@ -293,8 +299,8 @@ def test_class_balanced_weights(recipe, baseline_run, tiny_corpus, tmp_path):
     assert weights[labels.index("ang")] == weights.max()
 
 
-def test_recipe_doctests(recipe):
-    for module in (recipe, _load("evaluate"), _load("compare")):
+def test_recipe_doctests():
+    for module in (_load("compare"),):
         result = doctest.testmod(module)
         assert result.failed == 0 and result.attempted > 0, module.__name__
 
@@ -349,9 +355,9 @@ def test_compare_over_seeds(tmp_path, capsys):
 
 def test_fold_all_runs_every_fold(recipe, tiny_corpus, tmp_path):
     argv = _argv("ser_baseline.yaml", tiny_corpus, tmp_path, "--n_folds=3")
-    assert recipe.requested_folds(argv) == [None]
-    assert recipe.requested_folds([*argv, "--fold=all"]) == ["1", "2", "3"]
-    assert recipe.requested_folds([*argv, "--fold", "2"]) == ["2"]
+    assert requested_folds(argv) == [None]
+    assert requested_folds([*argv, "--fold=all"]) == ["1", "2", "3"]
+    assert requested_folds([*argv, "--fold", "2"]) == ["2"]
 
 
 @pytest.mark.parametrize("norm_type", ["sentence", "global"])

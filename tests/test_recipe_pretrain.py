@@ -1,7 +1,6 @@
 """Cluster-guided contrastive pretraining and its hand-over to fine-tuning."""
 
 import csv
-import doctest
 import importlib.util
 import logging
 import os
@@ -16,8 +15,15 @@ import speechbrain as sb
 import torch
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
-from emotion_invariant.cluster import ecapa_embedder
-from emotion_invariant.clustering import ClusteringError, cluster_speakers
+from emotion_invariant.augment.views import to_views
+from emotion_invariant.clustering import (
+    ClusteringError,
+    cluster_speakers,
+    read_clusters,
+)
+from emotion_invariant.clustering.analysis import ecapa_embedder
+from emotion_invariant.data.cluster_sampler import PretrainError
+from emotion_invariant.data.labels import label_budget
 from emotion_invariant.data.manifest import (
     ManifestError,
     read_manifest,
@@ -25,8 +31,8 @@ from emotion_invariant.data.manifest import (
 )
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.hparams import load_hparams
-from emotion_invariant.losses.supcon import SupConLoss
-from emotion_invariant.multiview import to_views
+from emotion_invariant.losses.supcon import SupConLoss, speaker_supcon
+from emotion_invariant.models.pretrained import load_pretrained_encoder
 from emotion_invariant.scoring import extract_embeddings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -208,7 +214,7 @@ def test_pretraining_changes_the_encoder(model_run, pretrain):
     _, _, overrides = sb.parse_arguments(argv)
     fresh = load_hparams(PRETRAIN_YAML, overrides)[0]["embedding_model"]
     initial = {k: v.clone() for k, v in fresh.state_dict().items()}
-    pretrain.load_pretrained_encoder(encoder_file, fresh)
+    load_pretrained_encoder(encoder_file, fresh)
     trained = torch.load(encoder_file, weights_only=True)
     for key, value in fresh.state_dict().items():
         torch.testing.assert_close(value, trained[key])
@@ -272,7 +278,7 @@ def test_positives_share_speaker_and_cluster(pretrain, data, tmp_path):
         )
     views = to_views(embeddings, 2)
     batch_labels = batch.label_encoded.data.squeeze(1)
-    within = pretrain.speaker_supcon(
+    within = speaker_supcon(
         hparams["supcon"], views, batch_labels, batch.spk_encoded.data[:, 0]
     )
     torch.testing.assert_close(loss, within)
@@ -340,17 +346,17 @@ def test_within_speaker_loss_matches_reference(pretrain):
     labels = torch.tensor([0, 1, 0, 2, 3, 3, 4])
     groups = torch.tensor([0, 0, 0, 1, 1, 1, 2])  # speaker 2: one row only
     loss_fn = SupConLoss(temperature=0.5, margin=0.0)
-    got = pretrain.speaker_supcon(loss_fn, features, labels, groups)
+    got = speaker_supcon(loss_fn, features, labels, groups)
     assert float(got) == pytest.approx(
         float(_naive_supcon(features, labels, groups, 0.5)), rel=1e-5
     )
     every = torch.zeros(7, dtype=torch.long)
-    assert float(
-        pretrain.speaker_supcon(loss_fn, features, labels)
-    ) == pytest.approx(float(_naive_supcon(features, labels, every, 0.5)))
+    assert float(speaker_supcon(loss_fn, features, labels)) == pytest.approx(
+        float(_naive_supcon(features, labels, every, 0.5))
+    )
     # A speaker with a single cluster has no negative: no loss, no gradient.
     features.requires_grad_(True)
-    alone = pretrain.speaker_supcon(
+    alone = speaker_supcon(
         loss_fn, features[:2], torch.tensor([1, 1]), torch.tensor([0, 0])
     )
     alone.backward()
@@ -363,7 +369,7 @@ def test_label_budget(pretrain):
         for i, emo in enumerate(["ang"] * 20 + ["sad"] * 7 + ["neu"] * 2)
     ]
     for fraction in (0.1, 0.25, 0.5, 1.0):
-        kept = pretrain.label_budget(rows, fraction, seed=3)
+        kept = label_budget(rows, fraction, seed=3)
         counts = Counter(row["emo"] for row in kept)
         assert counts == {
             emo: max(1, round(fraction * n))
@@ -371,18 +377,18 @@ def test_label_budget(pretrain):
         }
         order = [rows.index(row) for row in kept]
         assert order == sorted(order)
-        assert kept == pretrain.label_budget(rows, fraction, seed=3)
+        assert kept == label_budget(rows, fraction, seed=3)
     draws = {
-        tuple(r["ID"] for r in pretrain.label_budget(rows, 0.25, seed=s))
+        tuple(r["ID"] for r in label_budget(rows, 0.25, seed=s))
         for s in range(5)
     }
     assert len(draws) > 1
     for bad in (0.0, 1.5):
         with pytest.raises(ValueError, match="label_fraction must be in"):
-            pretrain.label_budget(rows, bad)
+            label_budget(rows, bad)
     rows[4]["emo"] = ""
     with pytest.raises(ManifestError, match=r"t.csv line 6 \(ID u4\): no emo"):
-        pretrain.label_budget(rows, 0.5, source="t.csv")
+        label_budget(rows, 0.5, source="t.csv")
 
 
 def _ser_argv(data, out, train, *extra):
@@ -416,15 +422,13 @@ def test_finetune_from_pretrained_encoder(pretrain, file_run, data, tmp_path):
     assert _train_stats(log, "spk_acc") and _train_stats(log, "supcon")
     # The checkpoint folder holds the same encoder as encoder.ckpt.
     ckpt_model = load_hparams(PRETRAIN_YAML, sb.parse_arguments(argv)[2])[0]
-    pretrain.load_pretrained_encoder(
-        out / "save", ckpt_model["embedding_model"]
-    )
+    load_pretrained_encoder(out / "save", ckpt_model["embedding_model"])
     saved = torch.load(encoder_file, weights_only=True)
     for key, value in ckpt_model["embedding_model"].state_dict().items():
         torch.testing.assert_close(value, saved[key])
 
     train = read_manifest(data.manifests / "synth_train.csv")
-    budget = pretrain.label_budget(train, 0.5, seed=0, source="train")
+    budget = label_budget(train, 0.5, seed=0, source="train")
     write_manifest(budget, str(tmp_path / "train_budget.csv"))
     recipe = _load("train")
     ser_argv = _ser_argv(
@@ -433,13 +437,11 @@ def test_finetune_from_pretrained_encoder(pretrain, file_run, data, tmp_path):
     brain, hparams, datasets = recipe.build(ser_argv)
     assert hparams["steps_per_epoch"] == len(budget) // 4
     assert len(datasets["train"]) == len(budget) == len(train) // 2
-    used = pretrain.load_pretrained_encoder(out, hparams["embedding_model"])
+    used = load_pretrained_encoder(out, hparams["embedding_model"])
     assert used == str(out / "encoder.ckpt")
 
     pre_brain, _, _ = pretrain.build(argv)
-    pretrain.load_pretrained_encoder(
-        encoder_file, pre_brain.hparams.embedding_model
-    )
+    load_pretrained_encoder(encoder_file, pre_brain.hparams.embedding_model)
     wavs = torch.randn(2, 16000) * 0.1
     lens = torch.tensor([1.0, 0.7])
     brain.modules.eval()
@@ -469,9 +471,9 @@ def test_finetune_warns_of_another_normalisation(file_run, data, tmp_path):
     recipe = _load("train")
     train = data.manifests / "synth_train.csv"
     # build() runs SpeechBrain's logging set-up, whose dictConfig replaces
-    # the root handlers (caplog's among them): listen on the recipe's logger.
+    # the root handlers (caplog's among them): listen on the loader's logger.
     records = _Records()
-    recipe.logger.addHandler(records)
+    logging.getLogger("emotion_invariant.models.pretrained").addHandler(records)
     try:
         for norm, warned in (("global", True), ("sentence", False)):
             records.messages.clear()
@@ -488,7 +490,9 @@ def test_finetune_warns_of_another_normalisation(file_run, data, tmp_path):
             if warned:
                 assert "norm_type: sentence, this run uses" in said[0]
     finally:
-        recipe.logger.removeHandler(records)
+        logging.getLogger("emotion_invariant.models.pretrained").removeHandler(
+            records
+        )
 
 
 def test_finetune_rejects_unlabelled_rows(data, tmp_path):
@@ -522,7 +526,7 @@ def test_finetune_rejects_unlabelled_rows(data, tmp_path):
 def test_bad_settings_fail_before_anything_runs(
     pretrain, data, tmp_path, extra, message
 ):
-    with pytest.raises(pretrain.PretrainError, match=message):
+    with pytest.raises(PretrainError, match=message):
         pretrain.build(_argv(data, tmp_path, *extra))
     assert not tmp_path.joinpath("train_log.txt").exists()
 
@@ -559,8 +563,8 @@ def test_bad_clusters_files(pretrain, data, tmp_path):
         path = tmp_path / name
         path.write_text("\n".join(lines) + "\n")
         with pytest.raises(ClusteringError, match=message):
-            pretrain.read_clusters(str(path), rows)
-    ids = pretrain.read_clusters(str(data.clusters), rows)
+            read_clusters(str(path), rows)
+    ids = read_clusters(str(data.clusters), rows)
     assert ids == [f"{row['spk_id']}/{data.truth[row['ID']]}" for row in rows]
 
 
@@ -573,8 +577,3 @@ def test_command_line_error_is_one_line(data, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: multitask must be one of")
     assert not any("Traceback" in line for line in err)
-
-
-def test_recipe_doctests(pretrain):
-    result = doctest.testmod(pretrain)
-    assert result.failed == 0 and result.attempted > 0

@@ -10,7 +10,8 @@ import speechbrain as sb
 import torch
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
-from emotion_invariant.pretrained import PretrainedError
+from emotion_invariant.data.manifest import read_manifest
+from emotion_invariant.models.pretrained import PretrainedError
 from emotion_invariant.scoring import load_embeddings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -115,9 +116,7 @@ def test_speaker_batches(tiny_corpus, tmp_path, monkeypatch):
         "--utterances_per_speaker=3",
     ]
     recipe.main(argv)
-    train = recipe.read_manifest(
-        str(tmp_path / "manifests" / "synth_train.csv")
-    )
+    train = read_manifest(str(tmp_path / "manifests" / "synth_train.csv"))
     speaker = {row["ID"]: row["spk_id"] for row in train}
     for epoch in (1, 2):
         ids = [uid for e, batch in seen if e == epoch for uid in batch]
@@ -207,8 +206,8 @@ def test_starts_from_local_pretrained_folder(tiny_corpus, tmp_path):
         f"--pretrained_path={tmp_path / 'pretrained'}",
     )
     ids, emb = load_embeddings(str(out / "eval" / "embeddings.npz"))
+    from emotion_invariant.data.audio import read_audio
     from emotion_invariant.data.manifest import read_manifest
-    from emotion_invariant.scoring.extract import read_audio
 
     rows = {
         r["ID"]: r
@@ -333,13 +332,13 @@ def test_head_and_neutral_targets_are_speaker_means(
     ]
     recipe = _recipe()
     brain, hparams, _, _ = recipe.build(argv)
-    rows = recipe.read_manifest(hparams["train_annotation"])
+    rows = read_manifest(hparams["train_annotation"])
     if emotion is None:
         weight = brain.modules.classifier.weight.detach()
     else:
         weight = hparams["neutral_targets"]
     brain.modules.eval()
-    from emotion_invariant.scoring.extract import read_audio
+    from emotion_invariant.data.audio import read_audio
 
     encoder = sb.dataio.encoder.CategoricalEncoder()
     encoder.load(tmp_path / "run" / "save" / "label_encoder.txt")
@@ -415,10 +414,9 @@ def test_fold_run_tests_on_the_folds_speakers(tiny_corpus, tmp_path):
         "--n_folds=3",
         "--fold_dev_fraction=0.5",
     )
-    recipe = _recipe()
     folder = tmp_path / "manifests" / "fold_2"
     speakers = {
-        name: {r["spk_id"] for r in recipe.read_manifest(str(folder / name))}
+        name: {r["spk_id"] for r in read_manifest(str(folder / name))}
         for name in ("train.csv", "dev.csv", "test.csv")
     }
     assert len(speakers["test.csv"]) == 2
@@ -430,7 +428,7 @@ def test_fold_run_tests_on_the_folds_speakers(tiny_corpus, tmp_path):
         for line in (folder / "trials.txt").read_text().splitlines()
         for uid in line.split()[1:3]
     }
-    test_ids = {r["ID"] for r in recipe.read_manifest(str(folder / "test.csv"))}
+    test_ids = {r["ID"] for r in read_manifest(str(folder / "test.csv"))}
     assert trial_ids <= test_ids
     scored = (tmp_path / "eval" / "scores.txt").read_text().splitlines()
     assert len(scored) == len((folder / "trials.txt").read_text().splitlines())

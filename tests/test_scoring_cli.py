@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from emotion_invariant.score import main
 from emotion_invariant.scoring import save_embeddings, score_trials
+from emotion_invariant.scoring.score import main
 
 
 @pytest.fixture
@@ -174,7 +174,7 @@ def test_nan_embeddings_via_module_entry_point(setup):
     cmd = [
         sys.executable,
         "-m",
-        "emotion_invariant.score",
+        "emotion_invariant.scoring",
         "--embeddings",
         str(folder / "nan.pt"),
         "--trials",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from emotion_invariant.ser_metrics import (
+from emotion_invariant.emotion.metrics import (
     MetricsError,
     classification_report,
     confusion_matrix,

@@ -12,9 +12,16 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from emotion_invariant.data.parallel import as_rng
+from emotion_invariant.models.embedder import ECAPA_SIZES
+from emotion_invariant.utils import as_rng
 
 MODES = ("cluster", "random_same_speaker")
+MULTITASK = ("none", "speaker", "adversary")
+SPEAKER_MODEL_SIZES = tuple(ECAPA_SIZES)
+
+
+class PretrainError(ValueError):
+    """Settings, clusters or data the pretraining cannot use."""
 
 
 class ClusterBatch(NamedTuple):
@@ -267,3 +274,62 @@ class ClusterPairSampler:
         rows = anchors + positives + negatives
         labels = torch.as_tensor(self.labels[rows], dtype=torch.long)
         return ClusterBatch(rows, labels, len(anchors))
+
+
+def check_settings(hparams):
+    """Fail early on switches the pretraining cannot combine.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters.
+
+    Example
+    -------
+    >>> settings = {"positives": "cluster", "multitask": "none",
+    ...             "clusters_file": None, "speaker_model": None,
+    ...             "speaker_model_sizes": {}, "anchors_per_speaker": 8,
+    ...             "cross_speaker_negatives": False}
+    >>> check_settings({**settings, "clusters_file": "clusters.csv"})
+    >>> try:
+    ...     check_settings(settings)
+    ... except PretrainError as err:
+    ...     print(err)  # doctest: +ELLIPSIS
+    positives: cluster needs clusters: set clusters_file (a clusters.csv) ...
+    """
+    if hparams["positives"] not in MODES:
+        raise PretrainError(
+            f"positives must be one of {', '.join(MODES)}, got "
+            f"{hparams['positives']!r}"
+        )
+    if hparams["multitask"] not in MULTITASK:
+        raise PretrainError(
+            f"multitask must be one of {', '.join(MULTITASK)}, got "
+            f"{hparams['multitask']!r}"
+        )
+    given = [k for k in ("clusters_file", "speaker_model") if hparams[k]]
+    if len(given) == 2:
+        raise PretrainError(
+            "give clusters_file or speaker_model, not both: the clusters "
+            "would be ambiguous"
+        )
+    if hparams["positives"] == "cluster" and not given:
+        raise PretrainError(
+            "positives: cluster needs clusters: set clusters_file (a "
+            "clusters.csv) or speaker_model (a local ECAPA folder)"
+        )
+    unknown = set(hparams["speaker_model_sizes"]) - set(SPEAKER_MODEL_SIZES)
+    if unknown:
+        raise PretrainError(
+            f"speaker_model_sizes: unknown key(s) {', '.join(sorted(unknown))}"
+            f"; expected {', '.join(SPEAKER_MODEL_SIZES)}"
+        )
+    within = (
+        hparams["positives"] == "cluster"
+        and not hparams["cross_speaker_negatives"]
+    )
+    if within and hparams["anchors_per_speaker"] < 2:
+        raise PretrainError(
+            "anchors_per_speaker must be >= 2 when negatives come from the "
+            "anchor's own speaker only (cross_speaker_negatives: false)"
+        )

@@ -11,7 +11,11 @@ import os
 import random
 from collections import defaultdict
 
-from emotion_invariant.data.manifest import ManifestError
+from emotion_invariant.data.manifest import (
+    ManifestError,
+    read_manifest,
+    write_manifest,
+)
 
 #: The fewest speakers a train/dev/test split can take: two test speakers
 #: (so that trials have non-target pairs), one dev, one training.
@@ -347,7 +351,6 @@ def write_fold(
     >>> sorted({r["spk_id"] for r in read_manifest(out["test"])})
     ['e', 'f']
     """
-    from emotion_invariant.data.manifest import read_manifest, write_manifest
     from emotion_invariant.data.trials import make_trials, write_trials
 
     rows = read_manifest(source)
@@ -365,3 +368,110 @@ def write_fold(
         write_manifest(parts[name], paths[name])
     write_trials(trials, paths["trials"])
     return paths
+
+
+#: Split name -> the yaml key (``<key>_annotation``) of its manifest.
+ROLES = {"train": "train", "dev": "valid", "test": "test"}
+
+
+def fold_run(output_folder, fold):
+    """Where one fold's run and manifests live, as hyperparameter overrides.
+
+    Example
+    -------
+    >>> run = fold_run("out", "2")
+    >>> run["run_folder"], run["valid_annotation"]
+    ('out/fold_2', 'out/fold_2/manifests/dev.csv')
+    """
+    run = os.path.join(output_folder, f"fold_{fold}")
+    folder = os.path.join(run, "manifests")
+    return {
+        "fold": fold,
+        "run_folder": run,
+        **{
+            f"{key}_annotation": os.path.join(folder, f"{name}.csv")
+            for name, key in ROLES.items()
+        },
+    }
+
+
+def write_fold_manifests(hparams, fold):
+    """Write one fold's train, dev and test manifests.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``full_annotation`` (the corpus manifest), ``n_folds``,
+        ``fold_seed``, ``fold_dev_fraction`` and the ``<key>_annotation``
+        paths of :data:`ROLES` to write.
+    fold : str
+        The test fold.
+    """
+    source = hparams["full_annotation"]
+    rows = read_manifest(source)
+    fold_of = fold_of_speakers(
+        rows, hparams["n_folds"], hparams["fold_seed"], source
+    )
+    parts = fold_split(
+        rows,
+        fold_of,
+        fold,
+        hparams["fold_dev_fraction"],
+        hparams["fold_seed"],
+        source,
+    )
+    for name, key in ROLES.items():
+        write_manifest(parts[name], hparams[f"{key}_annotation"])
+
+
+def fold_labels(source, n_folds=5, seed=0):
+    """The folds of a corpus manifest, in order (what ``fold: all`` runs).
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from emotion_invariant.data.manifest import write_manifest
+    >>> rows = [{"ID": f"{s}{i}", "duration": 1.0, "wav": f"{s}{i}.wav",
+    ...          "spk_id": s, "emo": "neu", "fold": f}
+    ...         for s, f in zip("abcd", "1122") for i in range(2)]
+    >>> path = os.path.join(tempfile.mkdtemp(), "all.csv")
+    >>> write_manifest(rows, path)
+    >>> fold_labels(path)
+    ['1', '2']
+    """
+    rows = read_manifest(source)
+    return list(group_by(fold_of_speakers(rows, n_folds, seed, source)))
+
+
+def check_held_out(rows, held_out, source="<manifest>", held_source="<held>"):
+    """Fail if a pretraining utterance is of a held-out speaker.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Pretraining rows.
+    held_out : list of dict
+        Rows of the speakers emotion recognition is tested on.
+    source, held_source : str
+        The two manifests' names, for the error.
+
+    Example
+    -------
+    >>> check_held_out([{"spk_id": "a"}], [{"spk_id": "b"}])
+    >>> check_held_out([{"spk_id": "a"}], [{"spk_id": "a"}], "p.csv", "t.csv")
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.data.manifest.ManifestError: p.csv: speaker(s) a of \
+the held-out t.csv are in pretraining: emotion results on them would not \
+be speaker-independent
+    """
+    shared = sorted(
+        {row["spk_id"] for row in rows} & {row["spk_id"] for row in held_out}
+    )
+    if shared:
+        more = f" and {len(shared) - 5} more" if len(shared) > 5 else ""
+        raise ManifestError(
+            f"{source}: speaker(s) {' '.join(shared[:5])}{more} of the "
+            f"held-out {held_source} are in pretraining: emotion results on "
+            "them would not be speaker-independent"
+        )

@@ -6,51 +6,16 @@ different emotion, falling back to any other utterance of the speaker (and
 finally to the anchor itself) when the corpus has nothing better.
 """
 
+import logging
 import random
 from collections import defaultdict
 
-import numpy as np
-
 from emotion_invariant.data.manifest import ManifestError, validate_rows
+from emotion_invariant.utils import as_rng
+
+logger = logging.getLogger(__name__)
 
 KINDS = ("emotion", "speaker", "self")
-
-
-def as_rng(rng):
-    """Turn a seed or a generator into a :class:`random.Random`.
-
-    A NumPy generator gives one draw to seed the new generator, so the
-    result stays deterministic given the generator's state.
-
-    Arguments
-    ---------
-    rng : None, int, random.Random or numpy.random.Generator
-        ``None`` gives a fresh, unseeded generator.
-
-    Returns
-    -------
-    random.Random
-
-    Example
-    -------
-    >>> import numpy as np
-    >>> a = as_rng(np.random.default_rng(3)).random()
-    >>> b = as_rng(np.random.default_rng(3)).random()
-    >>> a == b
-    True
-    >>> as_rng(7).random() == random.Random(7).random()
-    True
-    """
-    if isinstance(rng, random.Random):
-        return rng
-    if isinstance(rng, np.random.Generator):
-        return random.Random(int(rng.integers(2**63)))
-    if rng is None or isinstance(rng, (int, np.integer)):
-        return random.Random(None if rng is None else int(rng))
-    raise TypeError(
-        "expected None, an int seed, random.Random or numpy.random.Generator,"
-        f" got {type(rng).__name__}"
-    )
 
 
 class ParallelIndex:
@@ -201,3 +166,28 @@ class ParallelIndex:
             candidates = same or candidates
         self.counts[kind] += 1
         return self.rows[candidates[rng.randrange(len(candidates))]], kind
+
+
+def check_copypaste(index, rows, source):
+    """Warn with the share of CopyPaste views that fall back to plain
+    same-speaker pairs (speakers with one emotion); fail when all do."""
+    single = set(index.single_emotion_speakers)
+    if not single:
+        return
+    affected = sum(row["spk_id"] in single for row in rows)
+    if affected == len(rows):
+        raise ManifestError(
+            f"{source}: every training speaker has one emotion only, so no "
+            "emotion CopyPaste view is possible: set copypaste_prob: 0, or "
+            "train on speakers with several emotions"
+        )
+    logger.warning(
+        "%s: %d training speaker(s) have one emotion only: %.1f%% of the "
+        "views (%d of %d utterances) are plain same-speaker pairs, not "
+        "emotion CopyPaste",
+        source,
+        len(single),
+        100 * affected / len(rows),
+        affected,
+        len(rows),
+    )

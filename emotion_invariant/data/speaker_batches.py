@@ -146,3 +146,43 @@ class SpeakerBatchSampler:
             for groups in self.groups.values()
         )
         return math.ceil(n_chunks / self.speakers_per_batch)
+
+
+def speaker_batches(hparams, speakers):
+    """The P x K batch sampler when ``speakers_per_batch`` is set, else None.
+
+    It replaces the loader's shuffle: ``train_dataloader_options`` keeps
+    its other settings and gets the sampler as ``batch_sampler``.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``speakers_per_batch``, ``utterances_per_speaker``, ``seed`` and
+        ``train_dataloader_options`` (updated).
+    speakers : list of str
+        The speaker of each training item, in dataset order.
+
+    Example
+    -------
+    >>> hparams = {"speakers_per_batch": 2, "utterances_per_speaker": 2,
+    ...            "seed": 0, "train_dataloader_options": {"batch_size": 8,
+    ...                                                    "num_workers": 1}}
+    >>> sampler = speaker_batches(hparams, ["a", "a", "b", "b"])
+    >>> hparams["train_dataloader_options"]["num_workers"], len(sampler)
+    (1, 1)
+    """
+    if hparams["speakers_per_batch"] is None:
+        return None
+    sampler = SpeakerBatchSampler(
+        speakers,
+        hparams["utterances_per_speaker"],
+        hparams["speakers_per_batch"],
+        seed=hparams["seed"],
+    )
+    options = {
+        key: value
+        for key, value in hparams["train_dataloader_options"].items()
+        if key not in ("batch_size", "shuffle", "drop_last", "sampler")
+    }
+    hparams["train_dataloader_options"] = {**options, "batch_sampler": sampler}
+    return sampler

@@ -8,6 +8,8 @@ the untrained model would follow. Such a run is refused up front.
 import logging
 import math
 
+import speechbrain as sb
+
 from emotion_invariant.data.manifest import ManifestError
 
 logger = logging.getLogger(__name__)
@@ -97,3 +99,34 @@ utterance(s) make no batch of batch_size 32 with drop_last: True...
             )
     steps = n // batch_size if drop_last else math.ceil(n / batch_size)
     return options, steps
+
+
+def epoch_sampler(hparams, train):
+    """A sampler of ``utterances_per_epoch`` random utterances, else None.
+
+    Fine-tuning a large pretrained model on a CPU is paid per step: this
+    fixes the budget of an epoch whatever the corpus size. The sampler
+    replaces the loader's shuffle in ``train_dataloader_options``.
+
+    Example
+    -------
+    >>> hparams = {"utterances_per_epoch": 3, "speakers_per_batch": None,
+    ...            "seed": 0, "train_dataloader_options": {"shuffle": True}}
+    >>> sampler = epoch_sampler(hparams, list(range(10)))
+    >>> len(sampler), "shuffle" in hparams["train_dataloader_options"]
+    (3, False)
+    """
+    n = hparams["utterances_per_epoch"]
+    if n is None:
+        return None
+    if hparams["speakers_per_batch"] is not None:
+        raise ValueError(
+            "utterances_per_epoch and speakers_per_batch cannot both be set"
+        )
+    sampler = sb.dataio.sampler.ReproducibleRandomSampler(
+        train, seed=hparams["seed"], num_samples=n
+    )
+    options = dict(hparams["train_dataloader_options"])
+    options.pop("shuffle", None)
+    hparams["train_dataloader_options"] = {**options, "sampler": sampler}
+    return sampler

@@ -150,6 +150,30 @@ def make_trials(rows, seed=0, max_per_condition=None):
     return trials
 
 
+def dev_trials(rows, max_per_condition=None, source="<dev manifest>"):
+    """The dev speakers' trials, by which training keeps its best checkpoint.
+
+    :func:`make_trials` with seed 0; an error says that the dev speakers
+    are there to select the checkpoint by verification EER.
+
+    Example
+    -------
+    >>> dev_trials([{"ID": "a", "spk_id": "s", "emo": "neu"}], 5, "dev.csv")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.data.manifest.ManifestError: dev.csv: the dev \
+speakers select the best checkpoint by verification EER: ...
+    """
+    try:
+        return make_trials(rows, seed=0, max_per_condition=max_per_condition)
+    except ManifestError as err:
+        raise ManifestError(
+            f"{source}: the dev speakers select the best checkpoint by "
+            f"verification EER: {err}"
+        ) from err
+
+
 def _missing(by_spk_emo, shown=8):
     """Why rows give no trial, and the emotions of each speaker.
 

@@ -106,7 +106,7 @@ class SupConLoss(torch.nn.Module):
         ---------
         features : torch.Tensor
             ``[B, V, D]``: ``V`` views of each of ``B`` utterances (Khosla's
-            layout; ``emotion_invariant.multiview.to_views`` builds it), or
+            layout; ``emotion_invariant.augment.views.to_views`` builds it), or
             ``[N, D]``: one view per row. ``[B, 1, D]``, what SpeechBrain's
             ECAPA emits, is read as ``[N, D]``; to use several views of an
             utterance either reshape them to ``[B, V, D]`` or flatten them to
@@ -183,3 +183,52 @@ class SupConLoss(torch.nn.Module):
                 f"got shape {tuple(labels.shape)}"
             )
         return labels.to(device)
+
+
+def speaker_supcon(loss_fn, features, labels, groups=None):
+    """Supervised contrastive loss, optionally within each speaker only.
+
+    With ``groups`` (the speaker of each row), ``loss_fn`` runs on each
+    speaker's rows alone, so an anchor's negatives are its own speaker's
+    other clusters, and the losses are averaged weighted by rows. A speaker
+    whose rows all share one label has no negative and is left out; with
+    none left the loss is a zero attached to the graph. A batch holds a few
+    speakers, so the loop is short.
+
+    Arguments
+    ---------
+    loss_fn : callable
+        ``loss_fn(features, labels)``, e.g. ``SupConLoss``.
+    features : torch.Tensor
+        ``[B, V, D]`` views.
+    labels : torch.Tensor
+        ``[B]`` integer labels.
+    groups : torch.Tensor, optional
+        ``[B]`` speaker index; ``None`` contrasts every row with every row.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+
+    Example
+    -------
+    >>> loss_fn = SupConLoss(margin=0.0)
+    >>> x = torch.randn(4, 2, 8)
+    >>> labels = torch.tensor([0, 1, 2, 2])
+    >>> speakers = torch.tensor([0, 0, 1, 1])
+    >>> torch.allclose(speaker_supcon(loss_fn, x, labels, speakers),
+    ...                loss_fn(x[:2], labels[:2]))
+    True
+    """
+    if groups is None:
+        return loss_fn(features, labels)
+    total, rows_used = features.sum() * 0.0, 0
+    for group in torch.unique(groups):
+        rows = groups == group
+        if torch.unique(labels[rows]).numel() < 2:
+            continue
+        n = int(rows.sum())
+        total = total + n * loss_fn(features[rows], labels[rows])
+        rows_used += n
+    return total / max(rows_used, 1)

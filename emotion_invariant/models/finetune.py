@@ -10,7 +10,18 @@ and L2-SP (Li et al., ICML 2018), which keeps the weights near their
 pretrained values.
 """
 
+import copy
+from functools import partial
+
 import torch
+
+from emotion_invariant.data.manifest import (
+    read_manifest,
+    sample_per_group,
+    select,
+)
+from emotion_invariant.models.embedder import embed
+from emotion_invariant.scoring.extract import extract_embeddings
 
 
 def encoder_stages(embedding_model):
@@ -171,3 +182,186 @@ def imprint_head(weight, embeddings, labels):
     with torch.no_grad():
         weight[seen] = rows.to(weight.device, weight.dtype)
     return seen
+
+
+def resize_classifier(classifier, n_classes):
+    """Give an AAM head one row per class (fresh Xavier weights).
+
+    Example
+    -------
+    >>> from speechbrain.lobes.models.ECAPA_TDNN import Classifier
+    >>> head = Classifier(input_size=4, out_neurons=2)
+    >>> resize_classifier(head, 5)
+    >>> head.weight.shape
+    torch.Size([5, 4])
+    """
+    weight = torch.empty(n_classes, classifier.weight.shape[1])
+    torch.nn.init.xavier_uniform_(weight)
+    classifier.weight = torch.nn.Parameter(weight)
+
+
+def resize_output(sequential, n_outputs):
+    """Give the last linear layer of a classifier ``n_outputs`` (fresh).
+
+    Example
+    -------
+    >>> head = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 1))
+    >>> resize_output(head, 3)
+    >>> head(torch.zeros(2, 4)).shape
+    torch.Size([2, 3])
+    """
+    last = sequential[-1]
+    sequential[-1] = torch.nn.Linear(last.in_features, n_outputs)
+
+
+def setup_finetuning(hparams):
+    """Frozen blocks, the pretrained copies the losses compare against.
+
+    Checks ``erl_target`` and ``head_init``, freezes ``freeze_blocks``
+    lower blocks of ``embedding_model``, and sets ``frozen_blocks``,
+    ``encoder_trainable``, ``teacher`` (a frozen copy of the pretrained
+    encoder when a loss compares with it) and ``l2sp`` in ``hparams``.
+    """
+    encoder = hparams["embedding_model"]
+    needs_teacher = (
+        hparams["distill_weight"] > 0
+        or hparams["erl_target"] == "pretrained"
+        and hparams["erl_weight"] > 0
+    )
+    if hparams["erl_target"] not in ("view", "pretrained", "neutral"):
+        raise ValueError(
+            f"erl_target: {hparams['erl_target']!r}; expected view, "
+            "pretrained or neutral"
+        )
+    if hparams["head_init"] not in ("random", "imprint"):
+        raise ValueError(
+            f"head_init: {hparams['head_init']!r}; expected random or imprint"
+        )
+    if (needs_teacher or hparams["erl_target"] == "neutral") and not hparams[
+        "pretrained_path"
+    ]:
+        raise ValueError(
+            "distill_weight > 0 and erl_target: pretrained or neutral "
+            "compare with the pretrained model: set pretrained_path"
+        )
+    hparams["frozen_blocks"] = freeze_lower_blocks(
+        encoder, hparams["freeze_blocks"]
+    )
+    hparams["encoder_trainable"] = [
+        p for p in encoder.parameters() if p.requires_grad
+    ]
+    hparams["teacher"] = None
+    if needs_teacher:
+        teacher = copy.deepcopy(encoder).eval().requires_grad_(False)
+        hparams["teacher"] = teacher
+    hparams["l2sp"] = L2SP(encoder) if hparams["l2sp_weight"] > 0 else None
+
+
+def speaker_means(modules, hparams, encoder, device, emotion=None):
+    """Each training speaker's unit mean embedding under the current model.
+
+    Over at most ``imprint_utterances`` utterances a speaker (drawn with the
+    seed), of one ``emotion`` when given. Returns ``[speakers, dim]`` and
+    which speakers had an utterance.
+    """
+    rows = read_manifest(hparams["train_annotation"])
+    if emotion is not None:
+        rows = select(rows, emo=emotion)
+    chosen = sample_per_group(
+        rows, ("spk_id",), hparams["imprint_utterances"], hparams["seed"]
+    )
+    weight = modules.classifier.weight
+    means = torch.zeros(weight.shape)
+    if not chosen:
+        return means, torch.zeros(len(means), dtype=torch.bool)
+    modules.eval()
+    ids, embeddings = extract_embeddings(
+        chosen,
+        partial(embed, modules),
+        batch_size=hparams["eval_batch_size"],
+        device=device,
+        data_root=hparams["data_folder"],
+        sample_rate=hparams["sample_rate"],
+    )
+    speaker_of = {row["ID"]: row["spk_id"] for row in chosen}
+    labels = torch.tensor([encoder.lab2ind[speaker_of[i]] for i in ids])
+    seen = imprint_head(means, embeddings, labels)
+    return means, seen
+
+
+def init_head(modules, hparams, encoder, device):
+    """Imprint the AAM head, and the neutral targets, from speaker means.
+
+    With ``head_init: imprint`` and no checkpoint to resume, each row of
+    ``modules.classifier`` becomes its speaker's mean embedding under the
+    pretrained model; with ``erl_target: neutral`` the returned targets are
+    each speaker's mean neutral embedding (the all-emotion mean for a
+    speaker with no neutral utterance). Both come from the pretrained
+    weights: a checkpoint, if any, is recovered later, in ``fit()``.
+
+    Arguments
+    ---------
+    modules, hparams, encoder, device
+        As :func:`speaker_means` takes them; ``hparams`` also gives
+        ``head_init``, ``erl_target`` and ``checkpointer``.
+
+    Returns
+    -------
+    torch.Tensor or None
+        ``[speakers, dim]`` neutral targets, or None.
+    """
+    resuming = hparams["checkpointer"].find_checkpoint() is not None
+    imprint = hparams["head_init"] == "imprint" and not resuming
+    neutral = hparams["erl_target"] == "neutral"
+    if not (imprint or neutral):
+        return None
+    means, _ = speaker_means(modules, hparams, encoder, device)
+    if imprint:
+        with torch.no_grad():
+            modules.classifier.weight.copy_(means)
+    if not neutral:
+        return None
+    targets, seen = speaker_means(modules, hparams, encoder, device, "neu")
+    targets[~seen] = means[~seen]
+    return targets
+
+
+def head_lr_groups(parameters, head, factor):
+    """Optimizer parameter groups: a head learning ``factor`` times faster.
+
+    The head's group carries ``lr_factor``; :func:`scale_learning_rates`
+    applies it whenever the learning rate changes, so that a head chasing
+    the encoder (a speaker adversary) keeps up with it.
+
+    Arguments
+    ---------
+    parameters : iterable of torch.nn.Parameter
+        Every trained parameter, the head's included.
+    head : iterable of torch.nn.Parameter
+        The head's parameters.
+    factor : float
+        Learning-rate factor of the head (> 0).
+
+    Example
+    -------
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    >>> groups = head_lr_groups(model.parameters(), model[1].parameters(), 5)
+    >>> optimizer = torch.optim.SGD(groups, lr=0.1)
+    >>> scale_learning_rates(optimizer)
+    >>> [group["lr"] for group in optimizer.param_groups]
+    [0.1, 0.5]
+    """
+    if factor <= 0:
+        raise ValueError(f"adv_lr_factor must be > 0, got {factor}")
+    head = list(head)
+    ids = {id(p) for p in head}
+    rest = [p for p in parameters if id(p) not in ids]
+    return [{"params": rest}, {"params": head, "lr_factor": factor}]
+
+
+def scale_learning_rates(optimizer):
+    """Apply each parameter group's ``lr_factor`` to the first group's lr."""
+    lr = optimizer.param_groups[0]["lr"]
+    for group in optimizer.param_groups[1:]:
+        group["lr"] = lr * group.get("lr_factor", 1.0)

@@ -7,64 +7,11 @@ loaders give it. Whole utterances, no random crop; audio is read with
 soundfile, mixed down to mono and resampled to the model's rate.
 """
 
-import soundfile
 import torch
-import torchaudio
 from tqdm import tqdm
 
-from emotion_invariant.data.manifest import resolve_wav
+from emotion_invariant.data.audio import AudioError, read_audio
 from emotion_invariant.scoring.errors import ScoringError
-
-
-def read_audio(row, data_root=None, sample_rate=16000):
-    """Read one manifest row's audio as a mono float32 tensor.
-
-    Arguments
-    ---------
-    row : dict
-        Manifest row with ``ID`` and ``wav``; optional ``start`` and ``stop``
-        are sample indices in the file's own rate, as in SpeechBrain's
-        VoxCeleb manifests.
-    data_root : str, optional
-        What a leading ``$data_root`` in ``wav`` stands for.
-    sample_rate : int
-        Rate to resample to.
-
-    Returns
-    -------
-    torch.Tensor
-        ``[T]`` waveform.
-
-    Example
-    -------
-    >>> import os, tempfile, soundfile, numpy
-    >>> folder = tempfile.mkdtemp()
-    >>> soundfile.write(os.path.join(folder, "a.wav"),
-    ...                 numpy.zeros((800, 2)), 8000)
-    >>> read_audio({"ID": "a", "wav": "$data_root/a.wav"}, folder).shape
-    torch.Size([1600])
-    """
-    where = f"utterance {row.get('ID')!r}"
-    wav = row.get("wav")
-    if not wav:
-        raise ScoringError(f"{where}: no 'wav' field")
-    if wav.startswith("$data_root") and data_root is None:
-        raise ScoringError(f"{where}: {wav} needs data_root")
-    path = resolve_wav(wav, data_root)
-    start = int(row["start"]) if row.get("start") not in (None, "") else 0
-    stop = int(row["stop"]) if row.get("stop") not in (None, "") else None
-    try:
-        audio, rate = soundfile.read(
-            path, start=start, stop=stop, dtype="float32", always_2d=True
-        )
-    except Exception as err:  # libsndfile raises several types
-        raise ScoringError(f"{where}: cannot read {path}: {err}") from err
-    if audio.shape[0] == 0:
-        raise ScoringError(f"{where}: no audio in {path} [{start}:{stop}]")
-    signal = torch.from_numpy(audio).mean(dim=1)
-    if rate != sample_rate:
-        signal = torchaudio.functional.resample(signal, rate, sample_rate)
-    return signal
 
 
 def pad_batch(signals):
@@ -190,9 +137,12 @@ def extract_embeddings(
     with torch.no_grad():
         for start in tqdm(batches, desc="embeddings", disable=not progress):
             batch = order[start : start + batch_size]
-            signals = [
-                read_audio(rows[i], data_root, sample_rate) for i in batch
-            ]
+            try:
+                signals = [
+                    read_audio(rows[i], data_root, sample_rate) for i in batch
+                ]
+            except AudioError as err:
+                raise ScoringError(str(err)) from err
             wavs, rel_lens = pad_batch(signals)
             out = embed_fn(wavs.to(device), rel_lens.to(device))
             if out.shape[0] != len(batch):

@@ -16,13 +16,11 @@ Example::
         adversarial=results/ser/adversarial/1,results/ser/adversarial/2
 """
 
-import argparse
-import json
-import os
 import sys
 
-from emotion_invariant.ser_metrics import mean_spread
-from emotion_invariant.utils import atomic_open
+from emotion_invariant.compare import load_system as read_system
+from emotion_invariant.compare import main as compare_main
+from emotion_invariant.emotion.metrics import mean_spread
 
 COLUMNS = (
     ("ua", "UA"),
@@ -37,8 +35,14 @@ def _folds(report):
     return report["mode"], tuple(report["runs"])
 
 
+def _check_summary(path, report):
+    if "summary" not in report:
+        raise ValueError(f"{path} is not a summary of train.py")
+
+
 def load_system(spec):
-    """``NAME=DIR[,DIR...]`` -> (name, list of summary reports).
+    """``NAME=DIR[,DIR...]`` -> (name, list of summary reports) over the
+    same folds.
 
     Example
     -------
@@ -47,19 +51,9 @@ def load_system(spec):
     ...
     ValueError: expected NAME=RUN[,RUN...], got 'baseline'
     """
-    name, sep, runs = spec.partition("=")
-    if not sep or not name or not runs:
-        raise ValueError(f"expected NAME=RUN[,RUN...], got {spec!r}")
-    reports = []
-    for run in runs.split(","):
-        path = os.path.join(run, "report.json")
-        if not os.path.isfile(path):
-            raise ValueError(f"{name}: no summary report at {path}")
-        with open(path) as f:
-            report = json.load(f)
-        if "summary" not in report:
-            raise ValueError(f"{path} is not a summary of train.py")
-        reports.append(report)
+    name, reports = read_system(
+        spec, what="summary report", check=_check_summary
+    )
     modes = {_folds(r) for r in reports}
     if len(modes) > 1:
         raise ValueError(
@@ -137,20 +131,7 @@ def compare(specs):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("systems", nargs="+", help="NAME=RUN[,RUN...]")
-    parser.add_argument("--out", help="markdown file to write")
-    args = parser.parse_args(argv)
-    try:
-        text = compare(args.systems)
-    except (ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    if args.out:
-        with atomic_open(args.out) as f:
-            f.write(text)
-    print(text)
-    return 0
+    return compare_main(compare, __doc__.split("\n")[0], argv)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,7 @@ To run::
 line.
 """
 
-import importlib.util
 import logging
-import os
 import random
 import sys
 import time
@@ -41,87 +39,32 @@ from collections import Counter
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from speechbrain.utils.distributed import main_process_only, run_on_main
+from speechbrain.utils.distributed import main_process_only
 
-from emotion_invariant.data.audio_check import check_manifest_audio
-from emotion_invariant.data.folds import (
-    check_speaker_independent,
-    fold_of_speakers,
-    fold_split,
-    group_by,
-)
-from emotion_invariant.data.manifest import (
-    EMOTIONS,
-    ManifestError,
-    read_manifest,
-    write_manifest,
-)
-from emotion_invariant.data.prepare import prepare
+from emotion_invariant.data.audio import random_segment, read_audio
+from emotion_invariant.data.labels import class_weights, labelled_splits
+from emotion_invariant.data.manifest import ManifestError
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.distributed import DistributedBrain
-from emotion_invariant.hparams import load_hparams, resolve_hparams
-from emotion_invariant.losses.adversarial import speaker_entropy_loss
+from emotion_invariant.emotion.metrics import classification_report
+from emotion_invariant.emotion.model import size_model
+from emotion_invariant.emotion.report import evaluate, summarize
+from emotion_invariant.experiment import requested_folds, start_run
+from emotion_invariant.losses.adversarial import (
+    speaker_entropy_loss,
+    training_progress,
+)
+from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
     batchnorm_eval,
     freeze_lower_blocks,
+    head_lr_groups,
+    scale_learning_rates,
 )
-from emotion_invariant.scoring.extract import read_audio
-from emotion_invariant.ser_metrics import classification_report
+from emotion_invariant.models.pretrained import warn_other_norm
 from emotion_invariant.utils import step_seed
 
 logger = logging.getLogger(__name__)
-
-
-def _load_sibling(name):
-    """Import a script of this folder by path, under a recipe-unique name.
-
-    Other recipes have an ``evaluate.py`` and a ``train.py`` too: importing
-    by module name would pick whichever one ``sys.modules`` met first.
-    """
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
-    spec = importlib.util.spec_from_file_location(
-        "emotion_recognition_" + name[: -len(".py")], path
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_evaluation = _load_sibling("evaluate.py")
-ROLES = _evaluation.ROLES
-evaluate = _evaluation.evaluate
-summarize = _evaluation.summarize
-_pretraining = _load_sibling("pretrain.py")
-
-
-def pretraining_norm_type(path):
-    """The ``norm_type`` of the pretraining run that wrote ``path`` (its
-    ``encoder.ckpt``, output folder, ``save`` folder or a checkpoint in it),
-    read from that run's ``hyperparams.yaml``; None where there is none.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> run = tempfile.mkdtemp()
-    >>> with open(os.path.join(run, "hyperparams.yaml"), "w") as f:
-    ...     _ = f.write("seed: 1\\nnorm_type: sentence\\n")
-    >>> pretraining_norm_type(os.path.join(run, "encoder.ckpt"))
-    'sentence'
-    >>> pretraining_norm_type(tempfile.mkdtemp()) is None
-    True
-    """
-    folder = os.path.abspath(path)
-    for _ in range(3):  # encoder.ckpt, save/CKPT+*/ or the folder itself
-        if os.path.isdir(folder):
-            yaml = os.path.join(folder, "hyperparams.yaml")
-            if os.path.isfile(yaml):
-                with open(yaml, encoding="utf-8") as f:
-                    for line in f:
-                        if line.startswith("norm_type:"):
-                            return line.split(":", 1)[1].strip()
-                return None
-        folder = os.path.dirname(folder)
-    return None
 
 
 class EmotionBrain(DistributedBrain):
@@ -133,9 +76,7 @@ class EmotionBrain(DistributedBrain):
 
     def embed(self, wavs, lens):
         """Emotion embeddings ``[B, D]`` of padded waveforms."""
-        feats = self.modules.compute_features(wavs)
-        feats = self.modules.mean_var_norm(feats, lens)
-        return self.modules.embedding_model(feats, lens).squeeze(1)
+        return embed(self.modules, wavs, lens).squeeze(1)
 
     def compute_forward(self, batch, stage):
         """Emotion logits; speaker logits too when training adversarially."""
@@ -183,9 +124,12 @@ class EmotionBrain(DistributedBrain):
 
     def progress(self):
         """Fraction of training done, for the reversal schedule."""
-        steps = self.hparams.steps_per_epoch
-        done = (self.epoch - 1) + (self.step - 1) / steps
-        return min(1.0, max(0.0, done / self.hparams.number_of_epochs))
+        return training_progress(
+            self.epoch,
+            self.step,
+            self.hparams.steps_per_epoch,
+            self.hparams.number_of_epochs,
+        )
 
     def compute_objectives(self, predictions, batch, stage):
         """Cross-entropy on emotions, plus the weighted adversary losses."""
@@ -221,25 +165,17 @@ class EmotionBrain(DistributedBrain):
     def init_optimizers(self):
         """One optimizer; the adversary head's learning rate times
         ``adv_lr_factor``, so that it keeps up with the encoder it chases."""
-        factor = self.hparams.adv_lr_factor
-        if factor <= 0:
-            raise ValueError(f"adv_lr_factor must be > 0, got {factor}")
-        head = list(self.modules.adversary.parameters())
-        ids = {id(p) for p in head}
-        rest = [p for p in self.modules.parameters() if id(p) not in ids]
         self.optimizer = self.opt_class(
-            [{"params": rest}, {"params": head, "lr_factor": factor}]
+            head_lr_groups(
+                self.modules.parameters(),
+                self.modules.adversary.parameters(),
+                self.hparams.adv_lr_factor,
+            )
         )
-        self._scale_learning_rates()
+        scale_learning_rates(self.optimizer)
         self.optimizers_dict = {"opt_class": self.optimizer}
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
-
-    def _scale_learning_rates(self):
-        """Apply each parameter group's ``lr_factor`` to the current lr."""
-        lr = self.optimizer.param_groups[0]["lr"]
-        for group in self.optimizer.param_groups[1:]:
-            group["lr"] = lr * group.get("lr_factor", 1.0)
 
     def on_fit_batch_start(self, batch, should_step):
         """Seed torch from (seed, epoch, step): a run resumed mid-epoch draws
@@ -279,7 +215,7 @@ class EmotionBrain(DistributedBrain):
         if stage == sb.Stage.VALID:
             old_lr, new_lr = self.hparams.lr_annealing(epoch)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
-            self._scale_learning_rates()
+            scale_learning_rates(self.optimizer)
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "lr": old_lr},
                 train_stats=self.train_stats,
@@ -290,65 +226,10 @@ class EmotionBrain(DistributedBrain):
             )
 
 
-def prepare_data(hparams):
-    """Manifests and splits of the corpus (demo corpus or real)."""
-    prepare(
-        hparams["corpus"], hparams["data_folder"], hparams["manifest_folder"]
-    )
-
-
-def write_fold_manifests(hparams, fold):
-    """Write one fold's train, dev and test manifests under its run folder."""
-    source = hparams["full_annotation"]
-    rows = read_manifest(source)
-    fold_of = fold_of_speakers(
-        rows, hparams["n_folds"], hparams["fold_seed"], source
-    )
-    parts = fold_split(
-        rows,
-        fold_of,
-        fold,
-        hparams["fold_dev_fraction"],
-        hparams["fold_seed"],
-        source,
-    )
-    for name, key in ROLES.items():
-        write_manifest(parts[name], hparams[f"{key}_annotation"])
-
-
-def fold_labels(hparams):
-    """The folds ``fold: all`` runs, in order."""
-    source = hparams["full_annotation"]
-    rows = read_manifest(source)
-    fold_of = fold_of_speakers(
-        rows, hparams["n_folds"], hparams["fold_seed"], source
-    )
-    return list(group_by(fold_of))
-
-
 def dataio_prep(hparams):
     """Datasets, emotion labels, training speakers and class weights."""
     data_root = hparams["data_folder"]
-    names = {name: hparams[f"{key}_annotation"] for name, key in ROLES.items()}
-    parts = {name: read_manifest(path) for name, path in names.items()}
-    parts["train"] = _pretraining.label_budget(
-        parts["train"],
-        hparams["label_fraction"],
-        hparams["label_seed"],
-        names["train"],
-    )
-    check_speaker_independent(parts, names)
-    train_emotions = Counter(row["emo"] for row in parts["train"])
-    labels = [emo for emo in EMOTIONS if emo in train_emotions]
-    for name in ("dev", "test"):
-        for row in parts[name]:
-            if row["emo"] not in train_emotions:
-                raise ManifestError(
-                    f"{names[name]}: utterance {row['ID']} has emotion "
-                    f"{row['emo']!r}, which no training utterance has "
-                    f"({', '.join(labels)})"
-                )
-    speakers = sorted({row["spk_id"] for row in parts["train"]})
+    names, parts, labels, speakers = labelled_splits(hparams)
     emo_index = {emo: i for i, emo in enumerate(labels)}
     spk_index = {spk: i for i, spk in enumerate(speakers)}
     rows_by_id = {row["ID"]: row for part in parts.values() for row in part}
@@ -362,14 +243,10 @@ def dataio_prep(hparams):
     @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides("sig")
     def train_audio(uid):
-        wave = load(uid)
-        if wave.numel() <= crop:
-            return wave
         # Seeded by (seed, epoch, utterance): a resumed run crops as an
         # unbroken one does.
         rng = random.Random(f"{seed}:{counter.current}:{uid}")
-        start = rng.randrange(wave.numel() - crop + 1)
-        return wave[start : start + crop]
+        return random_segment(load(uid), crop, rng)
 
     @sb.utils.data_pipeline.takes("id")
     @sb.utils.data_pipeline.provides("sig")
@@ -397,70 +274,12 @@ def dataio_prep(hparams):
             data = data.filtered_sorted(sort_key="duration", reverse=True)
         datasets[name] = data
 
-    class_weights = None
-    if hparams["class_balanced"]:
-        counts = torch.tensor([train_emotions[e] for e in labels]).float()
-        class_weights = counts.sum() / (len(labels) * counts)
     hparams["emotion_labels"] = labels
     hparams["train_speakers"] = speakers
-    hparams["class_weights"] = class_weights
+    hparams["class_weights"] = None
+    if hparams["class_balanced"]:
+        hparams["class_weights"] = class_weights(parts["train"], labels)
     return datasets
-
-
-def resize_output(sequential, n_outputs):
-    """Give the last linear layer of a classifier ``n_outputs`` (fresh).
-
-    Example
-    -------
-    >>> head = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 1))
-    >>> resize_output(head, 3)
-    >>> head(torch.zeros(2, 4)).shape
-    torch.Size([2, 3])
-    """
-    last = sequential[-1]
-    sequential[-1] = torch.nn.Linear(last.in_features, n_outputs)
-
-
-def _fold_overrides(hparams, fold):
-    """Where one fold's run and manifests live."""
-    run = os.path.join(hparams["output_folder"], f"fold_{fold}")
-    folder = os.path.join(run, "manifests")
-    return {
-        "fold": fold,
-        "run_folder": run,
-        "train_annotation": os.path.join(folder, "train.csv"),
-        "valid_annotation": os.path.join(folder, "dev.csv"),
-        "test_annotation": os.path.join(folder, "test.csv"),
-    }
-
-
-def setup(argv):
-    """Parse arguments, load hyperparameters, prepare the corpus.
-
-    Arguments
-    ---------
-    argv : list of str
-        ``hparams_file [--overrides]`` as on the command line.
-
-    Returns
-    -------
-    tuple
-        ``(hparams, run_opts, base_file, overrides)``: overrides is a dict
-        of the variant's and the command line's overrides.
-    """
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    base_file, overrides = resolve_hparams(hparams_file, overrides)
-    hparams, _, overrides_yaml = load_hparams(base_file, overrides)
-    if not torch.distributed.is_initialized():  # once, however many folds
-        sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=base_file,
-        overrides=overrides_yaml,
-    )
-    if not hparams["skip_prep"]:
-        run_on_main(prepare_data, kwargs={"hparams": hparams})
-    return hparams, run_opts, base_file, overrides
 
 
 def build(argv, fold=None):
@@ -480,27 +299,7 @@ def build(argv, fold=None):
         ``(brain, hparams, datasets)`` with datasets ``train``, ``dev``
         and ``test``.
     """
-    hparams, run_opts, base_file, overrides = setup(argv)
-    if fold is None:
-        fold = hparams["fold"]
-    if fold == "all":
-        raise ValueError("build() trains one fold; main() runs them all")
-    if fold is not None:
-        fold = str(fold)
-        fold_hparams = {**hparams, **_fold_overrides(hparams, fold)}
-        run_on_main(
-            write_fold_manifests,
-            kwargs={"hparams": fold_hparams, "fold": fold},
-        )
-        overrides = {**overrides, **_fold_overrides(hparams, fold)}
-        hparams = load_hparams(base_file, overrides)[0]
-    for key in ROLES.values():
-        hparams[f"{key}_annotation"] = check_manifest_audio(
-            hparams[f"{key}_annotation"],
-            hparams["data_folder"],
-            hparams["min_duration"],
-            hparams["skip_bad"],
-        )
+    hparams, run_opts = start_run(argv, fold)
     datasets = dataio_prep(hparams)
     hparams["train_dataloader_options"], hparams["steps_per_epoch"] = (
         training_steps(
@@ -510,7 +309,6 @@ def build(argv, fold=None):
             debug=run_opts.get("debug", False),
         )
     )
-    resize_output(hparams["emotion_classifier"], len(hparams["emotion_labels"]))
     n_speakers = len(hparams["train_speakers"])
     adversarial = hparams["adv_weight"] > 0 or hparams["entropy_weight"] > 0
     if adversarial and n_speakers < 2:
@@ -524,20 +322,9 @@ def build(argv, fold=None):
             "never trained, so the entropy loss flattens an untrained "
             "classifier's posterior"
         )
-    resize_output(hparams["adversary"].head, max(2, n_speakers))
-    if hparams["pretrained_encoder"]:
-        # A checkpoint of this run, if any, is recovered over it in fit().
-        used = _pretraining.load_pretrained_encoder(
-            hparams["pretrained_encoder"], hparams["embedding_model"]
-        )
-        pretrained_norm = pretraining_norm_type(used)
-        if pretrained_norm not in (None, hparams["norm_type"]):
-            logger.warning(
-                f"{used} was pretrained with norm_type: {pretrained_norm}, "
-                f"this run uses norm_type: {hparams['norm_type']}; pass "
-                f"--norm_type={pretrained_norm} to fine-tune on the features "
-                "the encoder learned from"
-            )
+    used = size_model(hparams, len(hparams["emotion_labels"]), n_speakers)
+    if used:
+        warn_other_norm(used, hparams["norm_type"])
     hparams["frozen_blocks"] = freeze_lower_blocks(
         hparams["embedding_model"], hparams["freeze_blocks"]
     )
@@ -549,17 +336,6 @@ def build(argv, fold=None):
         checkpointer=hparams["checkpointer"],
     )
     return brain, hparams, datasets
-
-
-def requested_folds(argv):
-    """``[None]`` for the speaker split, else the fold labels to run."""
-    hparams = setup(argv)[0]
-    fold = hparams["fold"]
-    if fold is None:
-        return [None]
-    if fold == "all":
-        return fold_labels(hparams)
-    return [str(fold)]
 
 
 def fit(brain, hparams, datasets):

@@ -14,13 +14,12 @@ Example::
         emotion-invariant=results/ei/1,results/ei/2
 """
 
-import argparse
-import json
 import os
 import statistics
 import sys
 
-from emotion_invariant.utils import atomic_open
+from emotion_invariant.compare import load_system
+from emotion_invariant.compare import main as compare_main
 
 CONDITIONS = (
     "N-N",
@@ -35,21 +34,6 @@ CONDITIONS = (
     "neu-dis",
     "neu-cal",
 )
-
-
-def load_system(spec):
-    """``NAME=DIR[,DIR...]`` -> (name, list of reports)."""
-    name, sep, runs = spec.partition("=")
-    if not sep or not name or not runs:
-        raise ValueError(f"expected NAME=RUN[,RUN...], got {spec!r}")
-    reports = []
-    for run in runs.split(","):
-        path = os.path.join(run, "eval", "report.json")
-        if not os.path.isfile(path):
-            raise ValueError(f"{name}: no evaluation report at {path}")
-        with open(path) as f:
-            reports.append(json.load(f))
-    return name, reports
 
 
 def summarize(reports, metric):
@@ -92,7 +76,8 @@ def table(systems, metric, scale, digits, relative):
 
 def compare(specs):
     """The comparison as markdown text."""
-    systems = [load_system(spec) for spec in specs]
+    report = os.path.join("eval", "report.json")
+    systems = [load_system(spec, report, "evaluation report") for spec in specs]
     ref_name, ref_reports = systems[0]
     ref = summarize(ref_reports, "eer")
     text = [
@@ -113,20 +98,7 @@ def compare(specs):
 
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("systems", nargs="+", help="NAME=RUN[,RUN...]")
-    parser.add_argument("--out", help="markdown file to write")
-    args = parser.parse_args(argv)
-    try:
-        text = compare(args.systems)
-    except (ValueError, KeyError) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    if args.out:
-        with atomic_open(args.out) as f:
-            f.write(text)
-    print(text)
-    return 0
+    return compare_main(compare, __doc__.split("\n")[0], argv)
 
 
 if __name__ == "__main__":

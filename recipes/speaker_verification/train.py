@@ -27,7 +27,6 @@ To run::
 every other yaml key can be overridden on the command line.
 """
 
-import copy
 import logging
 import os
 import random
@@ -37,41 +36,38 @@ from collections import Counter
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import main_process_only, run_on_main
+from speechbrain.utils.distributed import main_process_only
 
 from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
-from emotion_invariant.data.audio_check import check_manifest_audio
-from emotion_invariant.data.folds import write_fold
+from emotion_invariant.augment.views import make_views, to_views
+from emotion_invariant.data.audio import read_audio
 from emotion_invariant.data.manifest import (
-    ManifestError,
     read_manifest,
-    sample_per_group,
-    select,
 )
-from emotion_invariant.data.parallel import ParallelIndex
-from emotion_invariant.data.prepare import prepare
-from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
-from emotion_invariant.data.steps import training_steps
-from emotion_invariant.data.trials import make_trials
+from emotion_invariant.data.parallel import ParallelIndex, check_copypaste
+from emotion_invariant.data.speaker_batches import speaker_batches
+from emotion_invariant.data.steps import epoch_sampler, training_steps
+from emotion_invariant.data.trials import dev_trials
 from emotion_invariant.data.trim import trim_silence
 from emotion_invariant.distributed import DistributedBrain
-from emotion_invariant.hparams import load_hparams
-from emotion_invariant.losses.consistency import cosine_consistency
-from emotion_invariant.models.finetune import (
-    L2SP,
-    batchnorm_eval,
-    freeze_lower_blocks,
-    imprint_head,
+from emotion_invariant.experiment import (
+    ANNOTATIONS,
+    check_audio,
+    prepare_verification,
+    start,
+    use_fold,
 )
-from emotion_invariant.multiview import make_views, to_views
-from emotion_invariant.pretrained import load_pretrained_ecapa
-from emotion_invariant.scoring.extract import extract_embeddings, read_audio
-from emotion_invariant.scoring.metrics import eer
-from emotion_invariant.scoring.pipeline import score_trials
+from emotion_invariant.losses.consistency import cosine_consistency
+from emotion_invariant.models.embedder import embed
+from emotion_invariant.models.finetune import (
+    batchnorm_eval,
+    init_head,
+    resize_classifier,
+    setup_finetuning,
+)
+from emotion_invariant.models.pretrained import load_pretrained_ecapa
+from emotion_invariant.scoring.evaluation import embedded_eer, evaluate
 from emotion_invariant.utils import step_seed
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from evaluate import evaluate  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -158,9 +154,7 @@ class SpeakerBrain(DistributedBrain):
 
     def embed(self, wavs, lens):
         """Speaker embeddings ``[B, 1, D]`` of padded waveforms."""
-        feats = self.modules.compute_features(wavs)
-        feats = self.modules.mean_var_norm(feats, lens)
-        return self.modules.embedding_model(feats, lens)
+        return embed(self.modules, wavs, lens)
 
     def compute_objectives(self, predictions, batch, stage):
         """Weighted AAM-softmax, cosine consistency and SupCon losses."""
@@ -261,56 +255,7 @@ class SpeakerBrain(DistributedBrain):
 
     def dev_eer(self):
         """EER on the dev speakers' trials (those embedded this stage)."""
-        trials = [t for t in self.hparams.dev_trials if _has(self, t)]
-        if not trials:
-            return float("nan")
-        ids = sorted(self.dev_embeddings)
-        emb = torch.stack([self.dev_embeddings[i] for i in ids])
-        scores = score_trials((ids, emb), trials, device="cpu")
-        labels = torch.tensor([t[0] for t in trials])
-        return eer(scores, labels)[0]
-
-
-def _has(brain, trial):
-    return trial[1] in brain.dev_embeddings and trial[2] in brain.dev_embeddings
-
-
-def prepare_data(hparams):
-    """Manifests, splits and trials of the corpus (demo corpus or real);
-    with ``fold: K``, fold K's own manifests and trials."""
-    prepare(
-        hparams["corpus"],
-        hparams["data_folder"],
-        hparams["manifest_folder"],
-        max_per_condition=hparams["max_trials_per_condition"],
-    )
-    if hparams["fold"] is not None:
-        write_fold(
-            hparams["full_annotation"],
-            str(hparams["fold"]),
-            fold_folder(hparams),
-            hparams["n_folds"],
-            hparams["fold_seed"],
-            hparams["fold_dev_fraction"],
-            hparams["max_trials_per_condition"],
-        )
-
-
-def fold_folder(hparams):
-    """Where fold K's manifests and trials live."""
-    return os.path.join(hparams["manifest_folder"], f"fold_{hparams['fold']}")
-
-
-def use_fold(hparams):
-    """Point the annotation keys at fold K's files."""
-    folder = fold_folder(hparams)
-    for key, name in (
-        ("train_annotation", "train.csv"),
-        ("valid_annotation", "dev.csv"),
-        ("test_annotation", "test.csv"),
-        ("trials_file", "trials.txt"),
-    ):
-        hparams[key] = os.path.join(folder, name)
+        return embedded_eer(self.dev_embeddings, self.hparams.dev_trials)
 
 
 def dataio_prep(hparams):
@@ -388,144 +333,41 @@ def dataio_prep(hparams):
     train.set_output_keys(
         ["id", "sig", "view_sig", "view_kind", "spk_id_encoded"]
     )
-    hparams["batch_sampler"] = speaker_batches(hparams, train, rows_by_id)
+    speakers = [rows_by_id[uid]["spk_id"] for uid in train.data_ids]
+    hparams["batch_sampler"] = speaker_batches(hparams, speakers)
     hparams["epoch_sampler"] = epoch_sampler(hparams, train)
     valid.set_output_keys(["id", "sig"])
-    try:
-        hparams["dev_trials"] = make_trials(
-            valid_rows,
-            seed=0,
-            max_per_condition=hparams["dev_trials_per_condition"],
-        )
-    except ManifestError as err:
-        raise ManifestError(
-            f"{hparams['valid_annotation']}: the dev speakers select the best "
-            f"checkpoint by verification EER: {err}"
-        ) from err
+    hparams["dev_trials"] = dev_trials(
+        valid_rows,
+        hparams["dev_trials_per_condition"],
+        hparams["valid_annotation"],
+    )
     return train, valid, encoder
 
 
-def check_copypaste(index, rows, source):
-    """Warn with the share of CopyPaste views that fall back to plain
-    same-speaker pairs (speakers with one emotion); fail when all do."""
-    single = set(index.single_emotion_speakers)
-    if not single:
-        return
-    affected = sum(row["spk_id"] in single for row in rows)
-    if affected == len(rows):
-        raise ManifestError(
-            f"{source}: every training speaker has one emotion only, so no "
-            "emotion CopyPaste view is possible: set copypaste_prob: 0, or "
-            "train on speakers with several emotions"
-        )
-    logger.warning(
-        "%s: %d training speaker(s) have one emotion only: %.1f%% of the "
-        "views (%d of %d utterances) are plain same-speaker pairs, not "
-        "emotion CopyPaste",
-        source,
-        len(single),
-        100 * affected / len(rows),
-        affected,
-        len(rows),
-    )
-
-
-def speaker_batches(hparams, train, rows_by_id):
-    """The P x K batch sampler when ``speakers_per_batch`` is set, else None.
-
-    It replaces the loader's shuffle: ``train_dataloader_options`` keeps
-    its other settings and gets the sampler as ``batch_sampler``.
-    """
-    if hparams["speakers_per_batch"] is None:
-        return None
-    speakers = [rows_by_id[uid]["spk_id"] for uid in train.data_ids]
-    sampler = SpeakerBatchSampler(
-        speakers,
-        hparams["utterances_per_speaker"],
-        hparams["speakers_per_batch"],
-        seed=hparams["seed"],
-    )
-    options = {
-        key: value
-        for key, value in hparams["train_dataloader_options"].items()
-        if key not in ("batch_size", "shuffle", "drop_last", "sampler")
-    }
-    hparams["train_dataloader_options"] = {**options, "batch_sampler": sampler}
-    return sampler
-
-
-def epoch_sampler(hparams, train):
-    """A sampler of ``utterances_per_epoch`` random utterances, else None.
-
-    Fine-tuning a large pretrained model on a CPU is paid per step: this
-    fixes the budget of an epoch whatever the corpus size.
-    """
-    n = hparams["utterances_per_epoch"]
-    if n is None:
-        return None
-    if hparams["speakers_per_batch"] is not None:
-        raise ValueError(
-            "utterances_per_epoch and speakers_per_batch cannot both be set"
-        )
-    sampler = sb.dataio.sampler.ReproducibleRandomSampler(
-        train, seed=hparams["seed"], num_samples=n
-    )
-    options = dict(hparams["train_dataloader_options"])
-    options.pop("shuffle", None)
-    hparams["train_dataloader_options"] = {**options, "sampler": sampler}
-    return sampler
-
-
-def resize_classifier(classifier, n_speakers):
-    """Give the AAM head one row per training speaker (fresh weights)."""
-    weight = torch.empty(n_speakers, classifier.weight.shape[1])
-    torch.nn.init.xavier_uniform_(weight)
-    classifier.weight = torch.nn.Parameter(weight)
-
-
-def build(argv, train=True):
+def build(argv):
     """Parse arguments, prepare data and build the Brain.
 
     Arguments
     ---------
     argv : list of str
         ``hparams_file [--overrides]`` as on the command line.
-    train : bool
-        False to evaluate only (no head initialisation).
 
     Returns
     -------
     tuple
         ``(brain, hparams, train_data, valid_data)``.
     """
-    train_model = train  # ``train`` names the training set below
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    hparams, base_file, overrides = load_hparams(hparams_file, overrides)
-    sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=base_file,
-        overrides=overrides,
-    )
-    if not hparams["skip_prep"]:
-        run_on_main(prepare_data, kwargs={"hparams": hparams})
-    if hparams["fold"] is not None:
-        use_fold(hparams)
-    for key in ("train_annotation", "valid_annotation", "test_annotation"):
-        hparams[key] = check_manifest_audio(
-            hparams[key],
-            hparams["data_folder"],
-            hparams["min_duration"],
-            hparams["skip_bad"],
-        )
+    hparams, run_opts, _, _ = start(argv, prepare_verification)
+    use_fold(hparams)
+    check_audio(hparams, ANNOTATIONS)
     train, valid, encoder = dataio_prep(hparams)
-    if train_model:
-        hparams["train_dataloader_options"], _ = training_steps(
-            len(train),
-            hparams["train_dataloader_options"],
-            hparams["train_annotation"],
-            debug=run_opts.get("debug", False),
-        )
+    hparams["train_dataloader_options"], _ = training_steps(
+        len(train),
+        hparams["train_dataloader_options"],
+        hparams["train_annotation"],
+        debug=run_opts.get("debug", False),
+    )
     resize_classifier(hparams["classifier"], len(encoder))
     if hparams["pretrained_path"]:
         # The AAM head is per speaker set, so only the encoder is reused.
@@ -540,94 +382,11 @@ def build(argv, train=True):
         run_opts=run_opts,
         checkpointer=hparams["checkpointer"],
     )
-    # Both from the pretrained weights: the checkpoint, if any, is
-    # recovered later, in fit(). The all-emotion means are computed once.
-    imprint = hparams["head_init"] == "imprint" and not _resuming(hparams)
-    neutral = hparams["erl_target"] == "neutral"
-    if train_model and (imprint or neutral):
-        means, _ = speaker_means(brain, hparams, encoder)
-    if train_model and imprint:
-        with torch.no_grad():
-            brain.modules.classifier.weight.copy_(means)
-    if train_model and neutral:
-        targets, seen = speaker_means(brain, hparams, encoder, "neu")
-        targets[~seen] = means[~seen]
+    targets = init_head(brain.modules, hparams, encoder, brain.device)
+    if targets is not None:
         hparams["neutral_targets"] = targets
         brain.hparams.neutral_targets = targets  # Brain holds a copy
     return brain, hparams, train, valid
-
-
-def setup_finetuning(hparams):
-    """Frozen blocks, the pretrained copies the losses compare against."""
-    encoder = hparams["embedding_model"]
-    needs_teacher = (
-        hparams["distill_weight"] > 0
-        or hparams["erl_target"] == "pretrained"
-        and hparams["erl_weight"] > 0
-    )
-    if hparams["erl_target"] not in ("view", "pretrained", "neutral"):
-        raise ValueError(
-            f"erl_target: {hparams['erl_target']!r}; expected view, "
-            "pretrained or neutral"
-        )
-    if hparams["head_init"] not in ("random", "imprint"):
-        raise ValueError(
-            f"head_init: {hparams['head_init']!r}; expected random or imprint"
-        )
-    if (needs_teacher or hparams["erl_target"] == "neutral") and not hparams[
-        "pretrained_path"
-    ]:
-        raise ValueError(
-            "distill_weight > 0 and erl_target: pretrained or neutral "
-            "compare with the pretrained model: set pretrained_path"
-        )
-    hparams["frozen_blocks"] = freeze_lower_blocks(
-        encoder, hparams["freeze_blocks"]
-    )
-    hparams["encoder_trainable"] = [
-        p for p in encoder.parameters() if p.requires_grad
-    ]
-    hparams["teacher"] = None
-    if needs_teacher:
-        teacher = copy.deepcopy(encoder).eval().requires_grad_(False)
-        hparams["teacher"] = teacher
-    hparams["l2sp"] = L2SP(encoder) if hparams["l2sp_weight"] > 0 else None
-
-
-def _resuming(hparams):
-    return hparams["checkpointer"].find_checkpoint() is not None
-
-
-def speaker_means(brain, hparams, encoder, emotion=None):
-    """Each training speaker's unit mean embedding under the current model.
-
-    Over at most ``imprint_utterances`` utterances a speaker (drawn with the
-    seed), of one ``emotion`` when given. Returns ``[speakers, dim]`` and
-    which speakers had an utterance.
-    """
-    rows = read_manifest(hparams["train_annotation"])
-    if emotion is not None:
-        rows = select(rows, emo=emotion)
-    chosen = sample_per_group(
-        rows, ("spk_id",), hparams["imprint_utterances"], hparams["seed"]
-    )
-    weight = brain.modules.classifier.weight
-    means = torch.zeros(weight.shape)
-    if not chosen:
-        return means, torch.zeros(len(means), dtype=torch.bool)
-    brain.modules.eval()
-    ids, embeddings = extract_embeddings(
-        chosen,
-        brain.embed,
-        batch_size=hparams["eval_batch_size"],
-        device=brain.device,
-        data_root=hparams["data_folder"],
-        sample_rate=hparams["sample_rate"],
-    )
-    speaker_of = {row["ID"]: row["spk_id"] for row in chosen}
-    labels = torch.tensor([encoder.lab2ind[speaker_of[i]] for i in ids])
-    seen = imprint_head(means, embeddings, labels)
-    return means, seen
 
 
 def main(argv=None):

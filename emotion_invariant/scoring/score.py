@@ -2,7 +2,7 @@
 
 Command line::
 
-    python -m emotion_invariant.score --embeddings E --trials T
+    python -m emotion_invariant.scoring --embeddings E --trials T
         [--cohort C] [--norm none|z|t|s|as] [--topk K] [--subtract-mean]
         [--skip-missing] --out SCORES [--report REPORT.json]
         [--device cpu|cuda] [--title TITLE]
@@ -170,7 +170,7 @@ def warn_self_trials(trials, source):
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m emotion_invariant.score",
+        prog="python -m emotion_invariant.scoring",
         description="Cosine-score a trial list from stored embeddings, with "
         "optional score normalisation and a per-condition report.",
     )
@@ -228,7 +228,3 @@ def main(argv=None):
             f"{overall['min_dcf']:.4f} -> {args.report}"
         )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,6 +21,8 @@ from speechbrain.utils.checkpoints import (
     hook_on_loading_state_dict_checkpoint,
 )
 
+from emotion_invariant.utils import atomic_path
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_NAMES = {
@@ -33,6 +35,8 @@ DEFAULT_NAMES = {
 #: name for the label encoder's text file.
 ALTERNATIVE_NAMES = {"label_encoder": ("label_encoder.ckpt",)}
 NORM_KEYS = ("count", "glob_mean", "glob_std")
+#: The encoder file a pretraining run writes.
+ENCODER_FILE = "encoder.ckpt"
 
 
 class PretrainedError(ValueError):
@@ -83,8 +87,8 @@ def resolve_checkpoint_dir(
     >>> resolve_checkpoint_dir(tempfile.mkdtemp())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    emotion_invariant.pretrained.PretrainedError: ...: no embedding_model.ckpt \
-and no CKPT+* checkpoint folder (found: nothing)
+    emotion_invariant.models.pretrained.PretrainedError: ...: no \
+embedding_model.ckpt and no CKPT+* checkpoint folder (found: nothing)
     """
     folder = pathlib.Path(folder)
     if not folder.is_dir():
@@ -285,8 +289,9 @@ def load_pretrained_ecapa(
     ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    emotion_invariant.pretrained.PretrainedError: .../embedding_model.ckpt: \
-shape mismatch for weight: checkpoint (2, 3) vs model (2, 4)
+    emotion_invariant.models.pretrained.PretrainedError: \
+.../embedding_model.ckpt: shape mismatch for weight: \
+checkpoint (2, 3) vs model (2, 4)
     """
     names = {**DEFAULT_NAMES, **(names or {})}
     unknown = sorted(set(names) - set(DEFAULT_NAMES))
@@ -351,3 +356,114 @@ def _speakers(ckpt_dir, root, names):
     except Exception:  # no label encoder, or not one: not worth failing
         return "number of training speakers unknown: no label encoder"
     return f"trained on {len(encoder)} speakers"
+
+
+def save_encoder(embedding_model, path):
+    """Write an encoder's state dict to ``path`` (an ``encoder.ckpt``),
+    atomically: what :func:`load_pretrained_encoder` reads.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), ENCODER_FILE)
+    >>> save_encoder(torch.nn.Linear(2, 2), path)
+    >>> sorted(torch.load(path))
+    ['bias', 'weight']
+    """
+    with atomic_path(path) as tmp:
+        torch.save(embedding_model.state_dict(), tmp)
+
+
+def load_pretrained_encoder(path, embedding_model):
+    """Initialise an encoder from pretraining, offline.
+
+    Arguments
+    ---------
+    path : str
+        An ``encoder.ckpt`` (a state dict), a pretraining output folder
+        holding one, or a folder :func:`load_pretrained_ecapa` reads
+        (``embedding_model.ckpt``, or ``CKPT+*``
+        checkpoints such as the pretraining ``save`` folder).
+    embedding_model : torch.nn.Module
+        The encoder, of the sizes it was pretrained with.
+
+    Returns
+    -------
+    str
+        The file or checkpoint folder loaded.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "encoder.ckpt")
+    >>> torch.save(torch.nn.Linear(2, 2).state_dict(), path)
+    >>> model = torch.nn.Linear(2, 2)
+    >>> load_pretrained_encoder(path, model) == path
+    True
+    >>> torch.equal(model.weight, torch.load(path)["weight"])
+    True
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, ENCODER_FILE)):
+        path = os.path.join(path, ENCODER_FILE)
+    if os.path.isfile(path):
+        names = {"embedding_model": os.path.basename(path)}
+        load_pretrained_ecapa(
+            os.path.dirname(os.path.abspath(path)), embedding_model, names=names
+        )
+        return path
+    return load_pretrained_ecapa(path, embedding_model)["path"]
+
+
+def pretraining_norm_type(path):
+    """The ``norm_type`` of the pretraining run that wrote ``path`` (its
+    ``encoder.ckpt``, output folder, ``save`` folder or a checkpoint in it),
+    read from that run's ``hyperparams.yaml``; None where there is none.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> run = tempfile.mkdtemp()
+    >>> with open(os.path.join(run, "hyperparams.yaml"), "w") as f:
+    ...     _ = f.write("seed: 1\\nnorm_type: sentence\\n")
+    >>> pretraining_norm_type(os.path.join(run, "encoder.ckpt"))
+    'sentence'
+    >>> pretraining_norm_type(tempfile.mkdtemp()) is None
+    True
+    """
+    folder = os.path.abspath(path)
+    for _ in range(3):  # encoder.ckpt, save/CKPT+*/ or the folder itself
+        if os.path.isdir(folder):
+            yaml = os.path.join(folder, "hyperparams.yaml")
+            if os.path.isfile(yaml):
+                with open(yaml, encoding="utf-8") as f:
+                    for line in f:
+                        if line.startswith("norm_type:"):
+                            return line.split(":", 1)[1].strip()
+                return None
+        folder = os.path.dirname(folder)
+    return None
+
+
+def warn_other_norm(path, norm_type):
+    """Log a warning when the pretraining run behind ``path`` normalised
+    its features otherwise than ``norm_type``; returns whether it did.
+
+    Fine-tuning on features normalised unlike the pretraining's is allowed,
+    but rarely meant: the warning says which ``--norm_type`` to pass.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> warn_other_norm(tempfile.mkdtemp(), "sentence")
+    False
+    """
+    pretrained = pretraining_norm_type(path)
+    if pretrained in (None, norm_type):
+        return False
+    logger.warning(
+        f"{path} was pretrained with norm_type: {pretrained}, this run uses "
+        f"norm_type: {norm_type}; pass --norm_type={pretrained} to "
+        "fine-tune on the features the encoder learned from"
+    )
+    return True

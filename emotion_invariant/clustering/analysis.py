@@ -3,7 +3,7 @@
 The analysis of Ulgen, Du, Busso and Sisman (ICASSP 2024) as a command
 line::
 
-    python -m emotion_invariant.cluster --manifest M
+    python -m emotion_invariant.clustering --manifest M
         (--embeddings E | --model FOLDER) --out DIR
         [--k K | --k-range LOW HIGH] [--seed S] [--speaker SPK]
         [--projection pca|tsne] [--shuffles N]
@@ -27,22 +27,31 @@ import json
 import os
 import re
 import sys
+from functools import partial
 
 import torch
 from speechbrain.lobes.features import Fbank
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from speechbrain.processing.features import InputNormalization
+from speechbrain.utils.distributed import run_on_main
 
-from emotion_invariant.clustering import (
+from emotion_invariant.clustering.kmeans import (
     PROJECTIONS,
     ClusteringError,
     cluster_report,
     cluster_speakers,
     plot_speaker,
+    read_clusters,
     report_markdown,
 )
 from emotion_invariant.data.manifest import read_manifest
-from emotion_invariant.pretrained import load_pretrained_ecapa
+from emotion_invariant.models.embedder import (
+    DILATIONS,
+    ECAPA_SIZES,
+    KERNEL_SIZES,
+    embed,
+)
+from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring import (
     extract_embeddings,
     load_embeddings,
@@ -50,15 +59,7 @@ from emotion_invariant.scoring import (
 )
 from emotion_invariant.utils import atomic_open
 
-RECIPE_SIZES = {
-    "n_mels": 80,
-    "channels": (128, 128, 128, 128, 384),
-    "attention_channels": 64,
-    "se_channels": 128,
-    "lin_neurons": 192,
-}
-KERNEL_SIZES = (5, 3, 3, 3, 1)
-DILATIONS = (1, 2, 3, 4, 1)
+RECIPE_SIZES = ECAPA_SIZES
 RES2NET_SCALE = 8
 
 
@@ -90,8 +91,8 @@ def embeddings_for_rows(path, rows):
     ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    emotion_invariant.clustering.ClusteringError: .../e.npz: no embedding \
-for 1 of 1 manifest row(s): 'c'
+    emotion_invariant.clustering.kmeans.ClusteringError: .../e.npz: no \
+embedding for 1 of 1 manifest row(s): 'c'
     """
     ids, matrix = load_embeddings(path)
     where = {uid: index for index, uid in enumerate(ids)}
@@ -138,7 +139,7 @@ def ecapa_embedder(
 
     Builds SpeechBrain's ``ECAPA_TDNN`` with the given sizes (defaults:
     ``hparams/speaker_verification/ecapa_base.yaml``), loads its weights
-    with :func:`emotion_invariant.pretrained.load_pretrained_ecapa` and
+    with :func:`emotion_invariant.models.pretrained.load_pretrained_ecapa` and
     embeds as the recipe does: ``Fbank``, sentence mean normalisation,
     ECAPA, in eval mode (deterministic: no dither, no dropout).
 
@@ -162,7 +163,7 @@ def ecapa_embedder(
     >>> ecapa_embedder(tempfile.mkdtemp())  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    emotion_invariant.pretrained.PretrainedError: ...: no \
+    emotion_invariant.models.pretrained.PretrainedError: ...: no \
 embedding_model.ckpt and no CKPT+* checkpoint folder (found: nothing)
     """
     channels = _check_sizes(
@@ -182,11 +183,12 @@ embedding_model.ckpt and no CKPT+* checkpoint folder (found: nothing)
     features = Fbank(n_mels=n_mels).to(device)
     normalise = InputNormalization(norm_type="sentence", std_norm=False)
 
-    def embed(wavs, rel_lens):
-        feats = normalise(features(wavs), rel_lens)
-        return model(feats, rel_lens)
-
-    return embed
+    modules = {
+        "compute_features": features,
+        "mean_var_norm": normalise,
+        "embedding_model": model,
+    }
+    return partial(embed, modules)
 
 
 def _safe_name(speaker):
@@ -354,10 +356,57 @@ SpeakerClustering`), ``report`` and ``speaker`` (the one plotted).
     return {"clusters": found, "report": report, "speaker": speaker}
 
 
+def pretraining_clusters(hparams, rows, device):
+    """Each row's cluster: read, computed from ``speaker_model``, or none.
+
+    With ``speaker_model`` the rows are embedded and clustered per speaker
+    (:func:`cluster`, on the main process), and
+    ``clusters.csv``, its report and a plot land in ``cluster_folder``.
+    Without clusters (``positives: random_same_speaker``) each speaker is
+    one cluster.
+
+    Arguments
+    ---------
+    hparams : dict
+        The pretraining hyperparameters (``clusters_file``,
+        ``speaker_model``, ``cluster_*``, ``pretrain_annotation``, ...).
+    rows : list of dict
+        The pretraining manifest's rows.
+    device : str
+        Where the speaker model embeds.
+
+    Returns
+    -------
+    list of str
+        Each row's cluster (or speaker).
+    """
+    path = hparams["clusters_file"]
+    if hparams["speaker_model"]:
+        run_on_main(
+            cluster,
+            kwargs={
+                "manifest": hparams["pretrain_annotation"],
+                "out": hparams["cluster_folder"],
+                "model": hparams["speaker_model"],
+                "k": hparams["cluster_k"],
+                "k_range": tuple(hparams["cluster_k_range"]),
+                "seed": hparams["cluster_seed"],
+                "batch_size": hparams["eval_batch_size"],
+                "device": device,
+                "data_root": hparams["data_folder"],
+                **hparams["speaker_model_sizes"],
+            },
+        )
+        path = os.path.join(hparams["cluster_folder"], "clusters.csv")
+    if not path:
+        return [row["spk_id"] for row in rows]
+    return read_clusters(path, rows)
+
+
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m emotion_invariant.cluster",
+        prog="python -m emotion_invariant.clustering",
         description="Cluster each speaker's embeddings with k-means and "
         "report how the clusters follow emotion (purity, NMI, ARI against "
         "emotions shuffled within speaker).",
@@ -444,7 +493,3 @@ def main(argv=None):
             )
         )
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

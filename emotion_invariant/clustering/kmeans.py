@@ -8,6 +8,8 @@ compared with the emotion labels (purity, NMI, ARI) against a baseline of
 emotions shuffled within each speaker.
 """
 
+import csv
+import os
 from typing import NamedTuple
 
 import matplotlib
@@ -505,3 +507,84 @@ def plot_speaker(
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
+
+
+def read_clusters(path, rows):
+    """Each row's cluster, from a ``clusters.csv``.
+
+    The file needs ``ID`` and ``cluster`` columns (``spk_id``, when present,
+    must agree with the manifest); it may list more utterances than the
+    rows. Clusters are per speaker, so the returned ids are qualified by
+    the speaker and unique across speakers even when the file numbers each
+    speaker's clusters from 0.
+
+    Arguments
+    ---------
+    path : str
+        ``clusters.csv``, as written by
+        ``python -m emotion_invariant.clustering``.
+    rows : list of dict
+        Manifest rows (``ID``, ``spk_id``).
+
+    Returns
+    -------
+    list of str
+        ``"<spk_id>/<cluster>"`` per row, in row order.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "clusters.csv")
+    >>> _ = open(path, "w").write("ID,cluster\\nu1,0\\nu2,1\\nu3,0\\n")
+    >>> read_clusters(path, [{"ID": "u3", "spk_id": "b"},
+    ...                      {"ID": "u1", "spk_id": "a"}])
+    ['b/0', 'a/0']
+    >>> read_clusters(path, [{"ID": "u9", "spk_id": "a"}])
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.clustering.kmeans.ClusteringError: .../clusters.csv: no \
+cluster for 1 of 1 manifest row(s): 'u9'
+    """
+    if not os.path.isfile(path):
+        raise ClusteringError(f"clusters file not found: {path}")
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        missing = [c for c in ("ID", "cluster") if c not in header]
+        if missing:
+            raise ClusteringError(
+                f"{path}: missing column(s) {', '.join(missing)} in the header"
+                f" (found: {','.join(header) or 'nothing'})"
+            )
+        found = {}
+        for line, record in enumerate(reader, start=2):
+            uid, label = record.get("ID"), record.get("cluster")
+            if not uid or not label:
+                raise ClusteringError(
+                    f"{path} line {line}: empty ID or cluster"
+                )
+            if uid in found:
+                raise ClusteringError(
+                    f"{path} line {line} (ID {uid}): duplicate ID, first on "
+                    f"line {found[uid][2]}"
+                )
+            found[uid] = (record.get("spk_id"), label, line)
+    absent = [row["ID"] for row in rows if row["ID"] not in found]
+    if absent:
+        shown = ", ".join(repr(uid) for uid in absent[:10])
+        more = f" (+{len(absent) - 10} more)" if len(absent) > 10 else ""
+        raise ClusteringError(
+            f"{path}: no cluster for {len(absent)} of {len(rows)} manifest "
+            f"row(s): {shown}{more}"
+        )
+    ids = []
+    for row in rows:
+        spk, label, line = found[row["ID"]]
+        if spk is not None and spk != row["spk_id"]:
+            raise ClusteringError(
+                f"{path} line {line} (ID {row['ID']}): speaker {spk!r}, but "
+                f"the manifest says {row['spk_id']!r}"
+            )
+        ids.append(f"{row['spk_id']}/{label}")
+    return ids

@@ -1,0 +1,1 @@
+"""Speech emotion recognition: metrics, reports, the speaker probe."""

@@ -1,0 +1,356 @@
+"""Speaker-independent emotion recognition: one run's report, a summary.
+
+Scores the test speakers with the best checkpoint (highest dev UA), probes
+the frozen embeddings of the training speakers for speaker identity, and
+writes per run ``report.json``, ``report.md``, ``predictions.csv`` and a
+confusion matrix; :func:`summarize` gives the mean and spread over folds
+and the pooled confusion matrix. The emotion recipe's ``train.py`` and
+``evaluate.py`` both end here.
+"""
+
+import csv
+import glob
+import json
+import os
+import random
+from functools import partial
+
+import torch
+
+from emotion_invariant.data.folds import ROLES
+from emotion_invariant.data.manifest import read_manifest
+from emotion_invariant.emotion.metrics import (
+    classification_report,
+    confusion_text,
+    mean_spread,
+    metrics_from_confusion,
+    plot_confusion,
+    pool_confusions,
+)
+from emotion_invariant.emotion.probe import speaker_probe
+from emotion_invariant.models.embedder import embed
+from emotion_invariant.scoring.extract import extract_embeddings
+from emotion_invariant.utils import atomic_open
+
+METRICS = (
+    ("ua", "UA"),
+    ("wa", "WA"),
+    ("macro_f1", "macro-F1"),
+    ("probe_accuracy", "probe acc."),
+    ("probe_chance", "probe chance"),
+)
+
+
+def _embed(brain, rows, hparams):
+    return extract_embeddings(
+        rows,
+        partial(embed, brain.modules),
+        batch_size=hparams["eval_batch_size"],
+        device=brain.device,
+        data_root=hparams["data_folder"],
+        sample_rate=hparams["sample_rate"],
+        progress=False,
+    )
+
+
+def probe_rows(rows, per_speaker=None, seed=0):
+    """Up to ``per_speaker`` utterances of each speaker, drawn with ``seed``.
+
+    Example
+    -------
+    >>> rows = [{"ID": str(i), "spk_id": "ab"[i % 2]} for i in range(6)]
+    >>> len(probe_rows(rows, per_speaker=2)), len(probe_rows(rows))
+    (4, 6)
+    """
+    if per_speaker is None:
+        return list(rows)
+    by_speaker = {}
+    for row in rows:
+        by_speaker.setdefault(row["spk_id"], []).append(row)
+    rng = random.Random(seed)
+    chosen = []
+    for spk in sorted(by_speaker):
+        group = by_speaker[spk]
+        chosen.extend(rng.sample(group, min(per_speaker, len(group))))
+    return chosen
+
+
+def evaluate(brain, hparams):
+    """Score the test speakers and probe for speakers; returns the report.
+
+    Arguments
+    ---------
+    brain : speechbrain.core.Brain
+        A Brain whose ``modules`` embed (see
+        :func:`emotion_invariant.models.embedder.embed`) and hold the
+        ``emotion_classifier``, with its checkpointer.
+    hparams : dict
+        The loaded hyperparameters, with ``emotion_labels`` (see
+        :func:`emotion_invariant.data.labels.emotion_labels`).
+
+    Returns
+    -------
+    dict
+        :func:`emotion_invariant.emotion.metrics.classification_report` plus
+        ``title``, ``fold``, ``speakers`` (per role), ``test_speakers``,
+        ``best_dev_ua`` and ``probe``; also written to ``eval_folder``.
+    """
+    best = brain.checkpointer.recover_if_possible(max_key="UA")
+    brain.modules.eval()
+    labels = hparams["emotion_labels"]
+    out = hparams["eval_folder"]
+    parts = {
+        name: read_manifest(hparams[f"{key}_annotation"])
+        for name, key in ROLES.items()
+    }
+    test_rows = parts["test"]
+    ids, embeddings = _embed(brain, test_rows, hparams)
+    with torch.no_grad():
+        logits = brain.modules.emotion_classifier(embeddings.to(brain.device))
+    predicted = logits.argmax(-1).cpu().numpy()
+    truth = [labels.index(row["emo"]) for row in test_rows]
+    report = classification_report(truth, predicted, labels)
+
+    chosen = probe_rows(
+        parts["train"], hparams["probe_per_speaker"], hparams["seed"]
+    )
+    _, train_embeddings = _embed(brain, chosen, hparams)
+    probe = speaker_probe(
+        train_embeddings,
+        [row["spk_id"] for row in chosen],
+        held_out=hparams["probe_held_out"],
+        seed=hparams["seed"],
+        c=hparams["probe_c"],
+    )
+    fold = hparams["fold"]
+    report = {
+        "title": hparams["experiment"],
+        "fold": "split" if fold is None else str(fold),
+        "speakers": {
+            name: len({row["spk_id"] for row in rows})
+            for name, rows in parts.items()
+        },
+        "test_speakers": sorted({row["spk_id"] for row in test_rows}),
+        "best_dev_ua": best.meta.get("UA") if best is not None else None,
+        **report,
+        "probe": probe,
+    }
+    os.makedirs(out, exist_ok=True)
+    with atomic_open(os.path.join(out, "predictions.csv"), newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["ID", "spk_id", "emo", "predicted"])
+        for row, uid, pred in zip(test_rows, ids, predicted):
+            writer.writerow([uid, row["spk_id"], row["emo"], labels[pred]])
+    _write(report, out, run_markdown(report))
+    return report
+
+
+def _write(report, folder, markdown):
+    """report.json, report.md, confusion.txt and confusion.png."""
+    with atomic_open(os.path.join(folder, "report.json")) as f:
+        json.dump(report, f, indent=1)
+    with atomic_open(os.path.join(folder, "report.md")) as f:
+        f.write(markdown)
+    with atomic_open(os.path.join(folder, "confusion.txt")) as f:
+        f.write(confusion_text(report["confusion"], report["labels"]))
+    plot_confusion(
+        report["confusion"],
+        report["labels"],
+        os.path.join(folder, "confusion.png"),
+        title=f"{report['title']}: {report['fold']}",
+    )
+
+
+def _pct(value):
+    return "-" if value is None else f"{100 * value:.1f}"
+
+
+def _probe_line(probe):
+    return (
+        f"Speaker probe (logistic regression on frozen embeddings of "
+        f"{probe['n_test']} held-out utterances of the {probe['n_speakers']} "
+        f"training speakers): accuracy {_pct(probe['accuracy'])}%, chance "
+        f"{_pct(probe['chance_uniform'])}% (1 / speakers), majority class "
+        f"{_pct(probe['chance_majority'])}%."
+    )
+
+
+def run_markdown(report):
+    """Markdown of one run's report.
+
+    Example
+    -------
+    >>> from emotion_invariant.emotion.metrics import classification_report
+    >>> r = classification_report([0, 1, 1], [0, 1, 0], ["neu", "ang"])
+    >>> r.update(title="demo", fold="split", speakers={"test": 2},
+    ...          probe={"accuracy": 0.5, "chance_uniform": 0.25,
+    ...                 "chance_majority": 0.3, "n_speakers": 4,
+    ...                 "n_test": 8})
+    >>> print(run_markdown(r).splitlines()[4])
+    | split | 2 | 3 | 75.0 | 66.7 | 66.7 | 50.0 | 25.0 |
+    """
+    lines = [
+        f"# {report['title']}: speech emotion recognition, fold "
+        f"{report['fold']}",
+        "",
+        "| fold | test speakers | utterances | UA (%) | WA (%) | macro-F1 (%) "
+        "| probe acc. (%) | probe chance (%) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {report['fold']} | {report['speakers']['test']} | {report['n']} "
+        f"| {_pct(report['ua'])} | {_pct(report['wa'])} "
+        f"| {_pct(report['macro_f1'])} | {_pct(report['probe']['accuracy'])} "
+        f"| {_pct(report['probe']['chance_uniform'])} |",
+        "",
+        "| emotion | support | recall (%) | precision (%) | F1 (%) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for label, scores in report["per_class"].items():
+        lines.append(
+            f"| {label} | {scores['support']} | {_pct(scores['recall'])} "
+            f"| {_pct(scores['precision'])} | {_pct(scores['f1'])} |"
+        )
+    lines += [
+        "",
+        _probe_line(report["probe"]),
+        "",
+        "Confusion matrix (rows: true emotion, columns: predicted):",
+        "",
+        "```text",
+        confusion_text(report["confusion"], report["labels"]).rstrip(),
+        "```",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _fold_key(path):
+    label = os.path.basename(os.path.dirname(os.path.dirname(path)))[5:]
+    return (len(label), label)
+
+
+def summarize(hparams):
+    """Mean and spread over folds (or the split's one run), and pooled.
+
+    Reads every run's ``report.json`` under the output folder: ``eval/``
+    for the speaker split (``fold: null``), else every ``fold_*/eval/``, so
+    folds trained one at a time are summarised together.
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters (``output_folder``, ``fold``,
+        ``experiment``).
+
+    Returns
+    -------
+    dict
+        ``title``, ``mode``, ``runs`` (fold -> scores), ``summary`` (metric
+        -> :func:`emotion_invariant.emotion.metrics.mean_spread`) and ``pooled``
+        (metrics of the summed confusion matrices); also written to the
+        output folder as ``report.json``, ``report.md``, ``confusion.txt``
+        and ``confusion.png``.
+    """
+    out = hparams["output_folder"]
+    if hparams["fold"] is None:
+        paths = [os.path.join(out, "eval", "report.json")]
+    else:
+        paths = sorted(
+            glob.glob(os.path.join(out, "fold_*", "eval", "report.json")),
+            key=_fold_key,
+        )
+    missing = [p for p in paths if not os.path.isfile(p)]
+    if not paths or missing:
+        raise FileNotFoundError(
+            f"no evaluation report at {missing[0] if missing else out}"
+        )
+    reports = []
+    for path in paths:
+        with open(path) as f:
+            reports.append(json.load(f))
+    runs = {
+        r["fold"]: {
+            "test_speakers": r["speakers"]["test"],
+            "n": r["n"],
+            "ua": r["ua"],
+            "wa": r["wa"],
+            "macro_f1": r["macro_f1"],
+            "probe_accuracy": r["probe"]["accuracy"],
+            "probe_chance": r["probe"]["chance_uniform"],
+            "probe_majority": r["probe"]["chance_majority"],
+        }
+        for r in reports
+    }
+    labels, confusion = pool_confusions(reports)
+    pooled = metrics_from_confusion(confusion, labels)
+    summary = {
+        "title": hparams["experiment"],
+        "fold": "pooled",
+        "mode": "split" if hparams["fold"] is None else "folds",
+        "runs": runs,
+        "summary": {
+            key: mean_spread([run[key] for run in runs.values()])
+            for key, _ in METRICS
+        },
+        "pooled": pooled,
+        "labels": labels,
+        "confusion": confusion.tolist(),
+    }
+    _write(summary, out, summary_markdown(summary))
+    print(summary_markdown(summary))
+    return summary
+
+
+def summary_markdown(summary):
+    """Markdown of a summary: a row per fold, mean ± std, pooled.
+
+    Example
+    -------
+    >>> run = {"test_speakers": 2, "n": 10, "ua": 0.5, "wa": 0.6,
+    ...        "macro_f1": 0.4, "probe_accuracy": 0.9, "probe_chance": 0.5}
+    >>> s = {"title": "t", "mode": "folds", "runs": {"1": run, "2": run},
+    ...      "summary": {k: {"mean": run[k], "std": 0.0} for k in run},
+    ...      "pooled": {"ua": 0.5, "wa": 0.6, "macro_f1": 0.4, "n": 20},
+    ...      "labels": ["neu"], "confusion": [[20]]}
+    >>> print(summary_markdown(s).splitlines()[6])
+    | mean ± std | | | 50.0 ± 0.0 | 60.0 ± 0.0 | 40.0 ± 0.0 | 90.0 ± 0.0 \
+| 50.0 ± 0.0 |
+    """
+    names = [name for _, name in METRICS]
+    lines = [
+        f"# {summary['title']}: speaker-independent speech emotion "
+        f"recognition ({len(summary['runs'])} run(s), {summary['mode']})",
+        "",
+        "| fold | test speakers | utterances | "
+        + " | ".join(f"{n} (%)" for n in names)
+        + " |",
+        "|---|---:|---:|" + "---:|" * len(names),
+    ]
+    for fold, run in summary["runs"].items():
+        cells = " | ".join(_pct(run[key]) for key, _ in METRICS)
+        lines.append(
+            f"| {fold} | {run['test_speakers']} | {run['n']} | {cells} |"
+        )
+    spread = []
+    for key, _ in METRICS:
+        stats = summary["summary"][key]
+        spread.append(
+            f"{_pct(stats['mean'])} ± {_pct(stats['std'])}"
+            if stats["mean"] is not None
+            else "-"
+        )
+    lines.append("| mean ± std | | | " + " | ".join(spread) + " |")
+    pooled = summary["pooled"]
+    lines += [
+        f"| pooled | | {pooled['n']} | {_pct(pooled['ua'])} "
+        f"| {_pct(pooled['wa'])} | {_pct(pooled['macro_f1'])} | | |",
+        "",
+        "UA: mean per-class recall; WA: accuracy; std: over folds. Probe: "
+        "held-out speaker accuracy of a logistic regression on frozen "
+        "embeddings of the training speakers; chance: 1 / training speakers.",
+        "",
+        "Pooled confusion matrix (rows: true emotion, columns: predicted):",
+        "",
+        "```text",
+        confusion_text(summary["confusion"], summary["labels"]).rstrip(),
+        "```",
+    ]
+    return "\n".join(lines) + "\n"

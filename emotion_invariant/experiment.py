@@ -1,0 +1,199 @@
+"""A recipe's start-up, the same for every recipe.
+
+SpeechBrain recipes begin alike: parse the command line, load the
+hyperparameters (here through :func:`emotion_invariant.hparams.load_hparams`,
+which follows ``base:`` variants), join the DDP group, create the
+experiment folder and prepare the data on the main process. Each recipe and
+its ``evaluate.py`` call :func:`start` instead of repeating it.
+"""
+
+import os
+
+import speechbrain as sb
+import torch
+from speechbrain.utils.distributed import run_on_main
+
+from emotion_invariant.data.audio_check import check_manifest_audio
+from emotion_invariant.data.folds import (
+    ROLES,
+    fold_labels,
+    fold_run,
+    write_fold,
+    write_fold_manifests,
+)
+from emotion_invariant.data.prepare import prepare
+from emotion_invariant.hparams import load_hparams, resolve_hparams
+
+#: The annotation keys of the train, dev and test manifests.
+ANNOTATIONS = tuple(f"{key}_annotation" for key in ROLES.values())
+#: Annotation keys a speaker-verification fold points at, and their files.
+FOLD_FILES = {
+    "train_annotation": "train.csv",
+    "valid_annotation": "dev.csv",
+    "test_annotation": "test.csv",
+    "trials_file": "trials.txt",
+}
+
+
+def start(argv, prepare_data=None, check=None):
+    """Parse arguments, load hyperparameters, create the experiment folder.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams_file [--overrides]`` as on the command line.
+    prepare_data : callable, optional
+        ``prepare_data(hparams)``, run on the main process unless
+        ``skip_prep`` is set.
+    check : callable, optional
+        ``check(hparams)``, run before anything is written (it raises on
+        settings the recipe cannot use).
+
+    Returns
+    -------
+    tuple
+        ``(hparams, run_opts, base_file, overrides)``: overrides is a dict
+        of the variant's and the command line's overrides, so that a recipe
+        can load the same file again with more of them.
+
+    """
+    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
+    hparams, base_file, overrides_yaml = load_hparams(hparams_file, overrides)
+    _, overrides = resolve_hparams(hparams_file, overrides)
+    if check is not None:
+        check(hparams)
+    if not torch.distributed.is_initialized():  # once, however many runs
+        sb.utils.distributed.ddp_init_group(run_opts)
+    sb.create_experiment_directory(
+        experiment_directory=hparams["output_folder"],
+        hyperparams_to_save=base_file,
+        overrides=overrides_yaml,
+    )
+    if prepare_data is not None and not hparams["skip_prep"]:
+        run_on_main(prepare_data, kwargs={"hparams": hparams})
+    return hparams, run_opts, base_file, overrides
+
+
+def prepare_corpus(hparams):
+    """Manifests and splits of the corpus (demo corpus or real)."""
+    prepare(
+        hparams["corpus"], hparams["data_folder"], hparams["manifest_folder"]
+    )
+
+
+def prepare_verification(hparams):
+    """Manifests, splits and trials of the corpus; with ``fold: K``, fold
+    K's own manifests and trials (see :func:`use_fold`)."""
+    prepare(
+        hparams["corpus"],
+        hparams["data_folder"],
+        hparams["manifest_folder"],
+        max_per_condition=hparams["max_trials_per_condition"],
+    )
+    if hparams["fold"] is not None:
+        write_fold(
+            hparams["full_annotation"],
+            str(hparams["fold"]),
+            fold_folder(hparams),
+            hparams["n_folds"],
+            hparams["fold_seed"],
+            hparams["fold_dev_fraction"],
+            hparams["max_trials_per_condition"],
+        )
+
+
+def fold_folder(hparams):
+    """Where fold K's manifests and trials live.
+
+    Example
+    -------
+    >>> fold_folder({"manifest_folder": "m", "fold": 2})
+    'm/fold_2'
+    """
+    return os.path.join(hparams["manifest_folder"], f"fold_{hparams['fold']}")
+
+
+def use_fold(hparams):
+    """Point the annotation keys at fold K's files (when ``fold`` is set).
+
+    Example
+    -------
+    >>> hparams = {"manifest_folder": "m", "fold": 2}
+    >>> use_fold(hparams)
+    >>> hparams["trials_file"]
+    'm/fold_2/trials.txt'
+    """
+    if hparams["fold"] is None:
+        return
+    folder = fold_folder(hparams)
+    for key, name in FOLD_FILES.items():
+        hparams[key] = os.path.join(folder, name)
+
+
+def check_audio(hparams, keys):
+    """Check the audio of each manifest named by ``hparams[key]``.
+
+    With ``skip_bad``, each key then points at the manifest without the
+    unusable rows (see
+    :func:`emotion_invariant.data.audio_check.check_manifest_audio`).
+    """
+    for key in keys:
+        hparams[key] = check_manifest_audio(
+            hparams[key],
+            hparams["data_folder"],
+            hparams["min_duration"],
+            hparams["skip_bad"],
+        )
+
+
+def requested_folds(argv):
+    """The runs an emotion recipe's command line asks for.
+
+    ``[None]`` for the prepared speaker split (``fold: null``), every fold
+    of the corpus for ``fold: all``, else the one fold given.
+    """
+    hparams = start(argv, prepare_corpus)[0]
+    fold = hparams["fold"]
+    if fold is None:
+        return [None]
+    if fold == "all":
+        return fold_labels(
+            hparams["full_annotation"], hparams["n_folds"], hparams["fold_seed"]
+        )
+    return [str(fold)]
+
+
+def start_run(argv, fold=None):
+    """:func:`start` one emotion run: the speaker split or one fold.
+
+    A fold's manifests are written under ``output_folder/fold_K``, the
+    hyperparameters reloaded to point at them, and the audio of every
+    split checked.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams_file [--overrides]`` as on the command line.
+    fold : str, optional
+        The fold (default: the ``fold`` key, which must not be ``all``).
+
+    Returns
+    -------
+    tuple
+        ``(hparams, run_opts)``.
+    """
+    hparams, run_opts, base_file, overrides = start(argv, prepare_corpus)
+    if fold is None:
+        fold = hparams["fold"]
+    if fold == "all":
+        raise ValueError("build() trains one fold; main() runs them all")
+    if fold is not None:
+        fold = str(fold)
+        run = fold_run(hparams["output_folder"], fold)
+        run_on_main(
+            write_fold_manifests,
+            kwargs={"hparams": {**hparams, **run}, "fold": fold},
+        )
+        hparams = load_hparams(base_file, {**overrides, **run})[0]
+    check_audio(hparams, ANNOTATIONS)
+    return hparams, run_opts
