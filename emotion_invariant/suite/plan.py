@@ -338,6 +338,33 @@ def _portable(commands):
     return [list(argv[1:]) for argv in commands]
 
 
+def package_env(environ=None):
+    """The environment a run gets: the suite's own package first on
+    ``PYTHONPATH``, so every recipe it starts runs the same code as the
+    suite, whatever else is installed.
+
+    Example
+    -------
+    >>> env = package_env({"PYTHONPATH": "elsewhere"})
+    >>> import emotion_invariant
+    >>> first = env["PYTHONPATH"].split(os.pathsep)[0]
+    >>> os.path.samefile(first, os.path.dirname(
+    ...     os.path.dirname(emotion_invariant.__file__)))
+    True
+    >>> env["PYTHONPATH"].split(os.pathsep)[1]
+    'elsewhere'
+    """
+    import emotion_invariant
+
+    environ = dict(os.environ if environ is None else environ)
+    root = os.path.dirname(
+        os.path.dirname(os.path.abspath(emotion_invariant.__file__))
+    )
+    paths = [root] + [p for p in [environ.get("PYTHONPATH")] if p]
+    environ["PYTHONPATH"] = os.pathsep.join(paths)
+    return environ
+
+
 def execute(runs, stop_on_error=False, env=None):
     """Run what is not finished, one run after the other.
 
@@ -350,7 +377,7 @@ def execute(runs, stop_on_error=False, env=None):
     runs : list of Run
     stop_on_error : bool
     env : dict, optional
-        The subprocesses' environment.
+        The subprocesses' environment (default: :func:`package_env`).
 
     Returns
     -------
@@ -365,6 +392,7 @@ def execute(runs, stop_on_error=False, env=None):
         len(runs) - len(todo),
         len(todo),
     )
+    env = package_env() if env is None else env
     failed = []
     bar = tqdm(todo, desc="suite", unit="run", dynamic_ncols=True)
     for run in bar:
