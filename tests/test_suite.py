@@ -174,6 +174,8 @@ def test_suite_selects_folds_seeds_and_tasks(tmp_path, ledger, capsys):
     assert [line.split()[-1] for line in printed] == ["a-2-1", "a-2-3"]
     assert main(argv + ["--only", "nope"]) == 1
     assert "no task nope" in capsys.readouterr().err
+    assert main(argv + ["--systems", "nope"]) == 1
+    assert "no system nope" in capsys.readouterr().err
     assert _ran(ledger) == []
 
 

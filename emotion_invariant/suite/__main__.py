@@ -4,7 +4,8 @@
 
     python -m emotion_invariant.suite PLAN --corpus C --data_folder D
         --output_folder OUT [--folds 1 2] [--seeds 1 2 3]
-        [--pretrained_path DIR] [--only TASK ...] [--dry_run]
+        [--pretrained_path DIR] [--only TASK ...] [--systems NAME ...]
+        [--dry_run]
         [--stop_on_error]
 
 Finished runs are skipped, so the same command resumes an interrupted
@@ -99,6 +100,9 @@ def main(argv=None):
         "--pretrained_path", help="replace the plan's published model folder"
     )
     parser.add_argument("--only", nargs="+", help="run only these tasks")
+    parser.add_argument(
+        "--systems", nargs="+", help="run only these systems (any task)"
+    )
     parser.add_argument("--dry_run", action="store_true")
     parser.add_argument("--stop_on_error", action="store_true")
     args = parser.parse_args(argv)
@@ -122,6 +126,27 @@ def main(argv=None):
                 )
             plan["tasks"] = {
                 k: v for k, v in plan["tasks"].items() if k in args.only
+            }
+        if args.systems:
+            known = {
+                name
+                for spec in plan["tasks"].values()
+                for name in spec["systems"]
+            }
+            unknown = sorted(set(args.systems) - known)
+            if unknown:
+                raise SuiteError(
+                    f"--systems: no system {', '.join(unknown)} in "
+                    f"{args.plan} (systems: {', '.join(sorted(known))})"
+                )
+            for spec in plan["tasks"].values():
+                spec["systems"] = {
+                    k: v
+                    for k, v in spec["systems"].items()
+                    if k in args.systems
+                }
+            plan["tasks"] = {
+                k: v for k, v in plan["tasks"].items() if v["systems"]
             }
         if not os.path.isdir(args.data_folder):
             raise SuiteError(f"{args.data_folder}: no such data folder")
