@@ -54,8 +54,8 @@ def summary(plan, runs, args, tables):
     lines = [
         f"# {args.corpus}: every method, over speaker folds and seeds",
         "",
-        f"Corpus `{args.corpus}` (data folder `{data}`), "
-        f"{plan['n_folds']} speaker-disjoint folds, folds run: "
+        f"Corpus `{args.corpus}` (data folder `{data}`), speaker-disjoint "
+        f"folds (the corpus's own, else {plan['n_folds']} drawn), folds run: "
         f"{', '.join(map(str, plan['folds']))}; seeds "
         f"{', '.join(map(str, plan['seeds']))}. Command:",
         "",
