@@ -253,3 +253,30 @@ def as_rng(rng):
         "expected None, an int seed, random.Random or numpy.random.Generator,"
         f" got {type(rng).__name__}"
     )
+
+
+def shorten(items, limit=10):
+    """The first ``limit`` items joined by commas, and how many are left out.
+
+    For error messages that name offending items without printing
+    thousands of them.
+
+    Arguments
+    ---------
+    items : iterable of str
+    limit : int
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> shorten(["a", "b", "c"], limit=2)
+    'a, b (+1 more)'
+    >>> shorten(["a"])
+    'a'
+    """
+    items = list(items)
+    more = f" (+{len(items) - limit} more)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more

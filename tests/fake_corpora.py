@@ -12,6 +12,15 @@ import numpy as np
 import soundfile
 
 DURATION = 0.2
+# A tiny ECAPA-TDNN and batch for the recipes' smoke runs.
+TINY_ECAPA = [
+    "--channels=[16, 16, 16, 16, 48]",
+    "--attention_channels=8",
+    "--lin_neurons=16",
+    "--n_mels=24",
+    "--batch_size=4",
+    "--eval_batch_size=8",
+]
 
 
 def write_wav(path, rate=16000, seed=0):

@@ -8,18 +8,12 @@ import sys
 
 import pytest
 import torch
+from fake_corpora import TINY_ECAPA
 
 from emotion_invariant.distributed import DistributedBrain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = [
-    "--channels=[16, 16, 16, 16, 48]",
-    "--attention_channels=8",
-    "--lin_neurons=16",
-    "--n_mels=24",
-    "--batch_size=4",
-    "--eval_batch_size=8",
-]
+TINY = TINY_ECAPA
 RUNS = {
     # SupCon alone (the AAM head unused) over P x K speaker batches, with
     # CopyPaste views and ERL.

@@ -7,6 +7,7 @@ import os
 
 import pytest
 import torch
+from fake_corpora import TINY_ECAPA
 from hyperpyyaml import load_hyperpyyaml
 
 from emotion_invariant.data.manifest import read_manifest
@@ -16,12 +17,7 @@ from emotion_invariant.scoring.extract import extract_embeddings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = [
-    "--channels=[16, 16, 16, 16, 48]",
-    "--attention_channels=8",
-    "--lin_neurons=16",
-    "--n_mels=24",
-    "--batch_size=4",
-    "--eval_batch_size=8",
+    *TINY_ECAPA,
     "--debug",
     "--debug_persistently",
 ]

@@ -10,6 +10,7 @@ import re
 import pytest
 import speechbrain as sb
 import torch
+from fake_corpora import TINY_ECAPA
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from emotion_invariant.data.folds import (
@@ -29,14 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "emotion_recognition")
 HPARAMS = os.path.join(ROOT, "hparams", "emotion_recognition")
 TINY_MODEL = [
-    "--channels=[16, 16, 16, 16, 48]",
-    "--attention_channels=8",
-    "--lin_neurons=16",
+    *TINY_ECAPA,
     "--emo_hidden=16",
     "--adv_hidden=16",
-    "--n_mels=24",
-    "--batch_size=4",
-    "--eval_batch_size=8",
     "--max_train_len=1.5",
 ]
 

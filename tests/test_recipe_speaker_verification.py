@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 import speechbrain as sb
 import torch
+from fake_corpora import TINY_ECAPA
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
 from emotion_invariant.data.manifest import read_manifest
@@ -17,14 +18,7 @@ from emotion_invariant.scoring import load_embeddings
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "speaker_verification")
 HPARAMS = os.path.join(ROOT, "hparams", "speaker_verification")
-TINY_MODEL = [
-    "--channels=[16, 16, 16, 16, 48]",
-    "--attention_channels=8",
-    "--lin_neurons=16",
-    "--n_mels=24",
-    "--batch_size=4",
-    "--eval_batch_size=8",
-]
+TINY_MODEL = TINY_ECAPA
 
 
 def _recipe():

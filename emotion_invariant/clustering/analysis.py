@@ -57,7 +57,7 @@ from emotion_invariant.scoring import (
     load_embeddings,
     save_embeddings,
 )
-from emotion_invariant.utils import atomic_open
+from emotion_invariant.utils import atomic_open, shorten
 
 RECIPE_SIZES = ECAPA_SIZES
 RES2NET_SCALE = 8
@@ -98,11 +98,10 @@ embedding for 1 of 1 manifest row(s): 'c'
     where = {uid: index for index, uid in enumerate(ids)}
     missing = [row["ID"] for row in rows if row["ID"] not in where]
     if missing:
-        shown = ", ".join(repr(m) for m in missing[:10])
-        more = f" (+{len(missing) - 10} more)" if len(missing) > 10 else ""
+        shown = shorten(map(repr, missing), 10)
         raise ClusteringError(
             f"{path}: no embedding for {len(missing)} of {len(rows)} manifest "
-            f"row(s): {shown}{more}"
+            f"row(s): {shown}"
         )
     return matrix[[where[row["ID"]] for row in rows]]
 

@@ -26,7 +26,7 @@ from sklearn.metrics import (
 )
 from sklearn.metrics.cluster import contingency_matrix
 
-from emotion_invariant.utils import atomic_path
+from emotion_invariant.utils import atomic_path, shorten
 
 METRICS = ("purity", "nmi", "ari")
 PROJECTIONS = ("pca", "tsne")
@@ -572,11 +572,10 @@ cluster for 1 of 1 manifest row(s): 'u9'
             found[uid] = (record.get("spk_id"), label, line)
     absent = [row["ID"] for row in rows if row["ID"] not in found]
     if absent:
-        shown = ", ".join(repr(uid) for uid in absent[:10])
-        more = f" (+{len(absent) - 10} more)" if len(absent) > 10 else ""
+        shown = shorten(map(repr, absent), 10)
         raise ClusteringError(
             f"{path}: no cluster for {len(absent)} of {len(rows)} manifest "
-            f"row(s): {shown}{more}"
+            f"row(s): {shown}"
         )
     ids = []
     for row in rows:

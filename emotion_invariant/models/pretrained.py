@@ -21,7 +21,7 @@ from speechbrain.utils.checkpoints import (
     hook_on_loading_state_dict_checkpoint,
 )
 
-from emotion_invariant.utils import atomic_path
+from emotion_invariant.utils import atomic_path, shorten
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +46,6 @@ class PretrainedError(ValueError):
 def _listing(folder):
     names = sorted(os.listdir(folder))
     return ", ".join(names) if names else "nothing"
-
-
-def _shorten(keys, limit=8):
-    keys = list(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (
-        f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
-    )
 
 
 def resolve_checkpoint_dir(
@@ -168,7 +160,7 @@ def _check_state(path, module, strict, allow_mismatch):
     unexpected = [key for key in state if key not in own]
     if missing or unexpected:
         message = f"{path}: " + "; ".join(
-            f"{what} key(s) {_shorten(keys)}"
+            f"{what} key(s) {shorten(keys, 8)}"
             for what, keys in (("missing", missing), ("unexpected", unexpected))
             if keys
         )
