@@ -4,10 +4,8 @@ import random
 
 import numpy as np
 import pytest
-import torch
 
 from emotion_invariant.data.cluster_sampler import ClusterPairSampler
-from emotion_invariant.losses.supcon import SupConLoss
 
 
 def corpus(seed=0):
@@ -109,34 +107,6 @@ def test_deterministic_from_seed():
     assert draws(0, rng=7) == draws(1, rng=7)
 
 
-def test_batch_layout_labels_and_supcon():
-    sampler = ClusterPairSampler(CLUSTERS, SPEAKERS, seed=3)
-    anchors = [0, 5, 9, 12]
-    out = sampler.batch(anchors, n_negatives=2)
-    b = out.n_anchors
-    assert b == 4 and out.indices[:b] == anchors
-    assert out.labels.dtype == torch.long
-    n_negatives = sum(min(2, len(naive_negatives(i, False))) for i in anchors)
-    assert len(out.labels) == len(out.indices) == 2 * b + n_negatives
-    names = sampler.label_names
-    for row, label in zip(out.indices, out.labels.tolist()):
-        assert names[label] == CLUSTERS[row]
-    assert torch.equal(out.labels[:b], out.labels[b : 2 * b])
-    first = out.indices[2 * b : 2 * b + min(2, len(naive_negatives(0, False)))]
-    assert set(first) <= naive_negatives(0, False)
-    # the labels drive SupCon: identical features per label give a lower loss
-    # than features that ignore the labels
-    loss = SupConLoss(temperature=0.5, margin=0.0)
-    aligned = torch.nn.functional.one_hot(out.labels, len(names)).float()
-    torch.manual_seed(0)
-    mixed = torch.randn(len(out.indices), len(names))
-    assert loss(aligned, out.labels) < loss(mixed, out.labels)
-    views = aligned[: 2 * b].reshape(2, b, -1).transpose(0, 1)
-    assert loss(views, out.labels[:b]).item() == pytest.approx(
-        loss(aligned[: 2 * b], out.labels[: 2 * b]).item()
-    )
-
-
 def test_labels_are_integer_clusters():
     sampler = ClusterPairSampler([3, 3, 7, 9], ["s", "s", "s", "t"])
     assert sampler.labels.tolist() == [0, 0, 1, 2]
@@ -161,7 +131,5 @@ def test_bad_calls():
     sampler = ClusterPairSampler(CLUSTERS, SPEAKERS)
     with pytest.raises(IndexError, match="out of range"):
         sampler.positive(N)
-    with pytest.raises(IndexError, match="out of range"):
-        sampler.batch([0, -1])
     with pytest.raises(ValueError, match=">= 0"):
         sampler.negatives(0, -1)

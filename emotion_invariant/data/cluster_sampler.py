@@ -7,10 +7,7 @@ speaker and cluster and the negatives come from the speaker's other
 clusters. Emotion labels are never read, so unlabelled speech can be used.
 """
 
-from typing import NamedTuple
-
 import numpy as np
-import torch
 
 from emotion_invariant.models.embedder import ECAPA_SIZES
 from emotion_invariant.utils import as_rng
@@ -22,26 +19,6 @@ SPEAKER_MODEL_SIZES = tuple(ECAPA_SIZES)
 
 class PretrainError(ValueError):
     """Settings, clusters or data the pretraining cannot use."""
-
-
-class ClusterBatch(NamedTuple):
-    """Utterance indices and integer labels of a contrastive batch.
-
-    Attributes
-    ----------
-    indices : list of int
-        The ``B`` anchors, then their ``B`` positives, then the negatives.
-    labels : torch.Tensor
-        ``[len(indices)]`` long labels (cluster, or speaker in
-        ``random_same_speaker`` mode); rows sharing a label are positives
-        of each other in a supervised contrastive loss.
-    n_anchors : int
-        ``B``.
-    """
-
-    indices: list
-    labels: torch.Tensor
-    n_anchors: int
 
 
 def _skip(shifted, positions):
@@ -232,48 +209,6 @@ class ClusterPairSampler:
         positions = rng.sample(range(size), min(int(n), size))
         rows = _skip(self._shifted[label], np.array(positions, dtype=int))
         return (rows if pool is None else pool[rows]).tolist()
-
-    def batch(self, indices, rng=None, n_negatives=0):
-        """A contrastive batch: anchors, one positive each, and negatives.
-
-        The labels fit a supervised contrastive loss such as
-        :class:`emotion_invariant.losses.supcon.SupConLoss`: embed
-        ``indices`` and pass ``embeddings, labels`` (``[N, D]`` layout), or
-        stack anchors and positives as two views, ``[B, 2, D]``, with
-        ``labels[:B]``. Every row of another label is a negative there, so
-        anchors of several speakers also contrast across speakers; for
-        negatives within one speaker only, give anchors of one speaker.
-
-        Arguments
-        ---------
-        indices : sequence of int
-            Anchor indices (``B`` of them).
-        rng : None, int, random.Random or numpy.random.Generator
-            Generator for the draws (default: the sampler's own).
-        n_negatives : int
-            Negatives drawn per anchor and appended (see :meth:`negatives`).
-
-        Returns
-        -------
-        ClusterBatch
-
-        Example
-        -------
-        >>> sampler = ClusterPairSampler(
-        ...     ["a:0", "a:0", "a:1", "a:1"], ["a", "a", "a", "a"])
-        >>> out = sampler.batch([0, 2], n_negatives=1)
-        >>> out.indices[:4], out.labels.tolist(), out.n_anchors
-        ([0, 2, 1, 3], [0, 1, 0, 1, 1, 0], 2)
-        """
-        rng = self.rng if rng is None else as_rng(rng)
-        anchors = [self._check(i) for i in indices]
-        positives = [self.positive(i, rng) for i in anchors]
-        negatives = [
-            j for i in anchors for j in self.negatives(i, n_negatives, rng)
-        ]
-        rows = anchors + positives + negatives
-        labels = torch.as_tensor(self.labels[rows], dtype=torch.long)
-        return ClusterBatch(rows, labels, len(anchors))
 
 
 def check_settings(hparams):
