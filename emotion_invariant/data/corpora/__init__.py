@@ -9,6 +9,7 @@ and skip all of it when the saved options and the folder's content say
 the work is already done.
 """
 
+import functools
 import hashlib
 import inspect
 import json
@@ -792,36 +793,6 @@ def saved_outputs(corpus, save_folder):
     return result
 
 
-def call_options(function, arguments):
-    """The options of a ``prepare_<corpus>`` call: its arguments but folders.
-
-    Arguments
-    ---------
-    function : callable
-        The ``prepare_<corpus>`` function.
-    arguments : dict
-        Its ``locals()``, taken before it binds anything else.
-
-    Returns
-    -------
-    dict
-        Parameter name -> value, in signature order, without
-        ``data_folder`` and ``save_folder``.
-
-    Example
-    -------
-    >>> def prepare_x(data_folder, save_folder, seed=0, jobs=1):
-    ...     return call_options(prepare_x, locals())
-    >>> prepare_x("corpus", "out", seed=3)
-    {'seed': 3, 'jobs': 1}
-    """
-    return {
-        name: arguments[name]
-        for name in inspect.signature(function).parameters
-        if name not in ("data_folder", "save_folder")
-    }
-
-
 def run(
     corpus,
     data_folder,
@@ -907,3 +878,124 @@ def run(
         presplit=presplit,
         content=content,
     )
+
+
+#: The ``Arguments`` entries that every ``prepare_<corpus>`` documents
+#: alike; a preparer's docstring names one by a line ``{key}`` (see
+#: :func:`preparer`).
+OPTION_DOCS = {
+    "save_folder": "save_folder : str\n    Where outputs go.",
+    "seed": "seed : int\n    Seed of folds, splits and trials.",
+    "held_out": "held_out : int\n    Speakers per fold.",
+    "max_per_condition": "max_per_condition : int, optional\n"
+    "    Cap on target (and non-target) trials per condition.",
+    "skip_bad": "skip_bad : bool\n"
+    "    Skip (and count) unexpected names and unreadable files instead of\n"
+    "    stopping at the first one.",
+    "jobs": "jobs : int\n    Threads reading audio headers.",
+}
+
+_RETURNS = """
+Returns
+-------
+dict
+    Role -> path of each output.
+
+Example
+-------
+>>> from emotion_invariant.data.corpora import CorpusError
+>>> try:
+...     prepare_{corpus}("/nonexistent/{corpus}", "/tmp/out")
+... except CorpusError as err:
+...     print(err)  # doctest: +ELLIPSIS
+/nonexistent/{corpus}: no such folder; expected ...
+"""
+
+
+def _fill_doc(doc, corpus):
+    """``doc`` with each ``{key}`` line replaced by its :data:`OPTION_DOCS`
+    entry, indented as the line, then the sections Returns and Example.
+
+    Example
+    -------
+    >>> doc = _fill_doc("Prepare X.\\n\\n    Arguments\\n    {jobs}\\n", "x")
+    >>> print(doc[: doc.index("Returns")])
+    Prepare X.
+    <BLANKLINE>
+    Arguments
+    jobs : int
+        Threads reading audio headers.
+    <BLANKLINE>
+    <BLANKLINE>
+    >>> 'prepare_x("/nonexistent/x", "/tmp/out")' in doc
+    True
+    """
+    doc = inspect.cleandoc(doc or "")
+
+    def entry(match):
+        indent, key = match.groups()
+        return indent + OPTION_DOCS[key].replace("\n", "\n" + indent)
+
+    keys = "|".join(OPTION_DOCS)
+    doc = re.sub(rf"(?m)^( *)\{{({keys})\}}$", entry, doc)
+    return doc + "\n" + _RETURNS.replace("{corpus}", corpus)
+
+
+def preparer(corpus):
+    """Make ``prepare_<corpus>`` of a function that says how to parse it.
+
+    The decorated function takes the preparer's arguments (``data_folder,
+    save_folder`` and the corpus's options with their defaults), checks
+    them, and returns the keyword arguments of :func:`run` that depend on
+    them: ``parse`` (``problems -> rows``) and, where the corpus needs
+    them, ``fold_of``, ``split_of`` or ``presplit``. The preparer runs
+    :func:`run` with every option but the folders (they identify the
+    run). Its docstring gets each ``{key}`` line of :data:`OPTION_DOCS`
+    filled in, and the sections Returns and Example.
+
+    Arguments
+    ---------
+    corpus : str
+        Corpus name (file prefix).
+
+    Returns
+    -------
+    callable
+        A decorator.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> @preparer("demo")
+    ... def prepare_demo(data_folder, save_folder, seed=0,
+    ...                  max_per_condition=None, skip_bad=False, jobs=1):
+    ...     return {"parse": lambda problems: problems("bad", "x.wav: bad")}
+    >>> prepare_demo(tempfile.mkdtemp(), tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.data.corpora.CorpusError: x.wav: bad (--skip-bad, \
+or skip_bad=True, skips such files)
+    """
+
+    def decorate(function):
+        signature = inspect.signature(function)
+
+        @functools.wraps(function)
+        def prepare(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            bound.apply_defaults()
+            options = dict(bound.arguments)
+            data_folder = options.pop("data_folder")
+            save_folder = options.pop("save_folder")
+            return run(
+                corpus,
+                data_folder,
+                save_folder,
+                options=options,
+                **function(*args, **kwargs),
+            )
+
+        prepare.__doc__ = _fill_doc(function.__doc__, corpus)
+        return prepare
+
+    return decorate

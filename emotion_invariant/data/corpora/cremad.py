@@ -12,10 +12,9 @@ import re
 
 from emotion_invariant.data.corpora import (
     CorpusError,
-    call_options,
     find_root,
     listdir,
-    run,
+    preparer,
 )
 
 EMOTIONS = {
@@ -155,6 +154,7 @@ def parse_cremad(data_folder, problems):
     return rows
 
 
+@preparer("cremad")
 def prepare_cremad(
     data_folder,
     save_folder,
@@ -178,41 +178,13 @@ def prepare_cremad(
     ---------
     data_folder : str
         The CREMA-D root, holding ``AudioWAV/``.
-    save_folder : str
-        Where outputs go.
-    seed : int
-        Seed of folds, splits and trials.
-    held_out : int
-        Speakers per fold.
+    {save_folder}
+    {seed}
+    {held_out}
     test_fraction, dev_fraction : float
         Speaker fractions of test and dev.
-    max_per_condition : int, optional
-        Cap on target (and non-target) trials per condition.
-    skip_bad : bool
-        Skip (and count) unexpected names and unreadable files instead of
-        stopping at the first one.
-    jobs : int
-        Threads reading audio headers.
-
-    Returns
-    -------
-    dict
-        Role -> path of each output.
-
-    Example
-    -------
-    >>> from emotion_invariant.data.corpora import CorpusError
-    >>> try:
-    ...     prepare_cremad("/nonexistent/crema", "/tmp/out")
-    ... except CorpusError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    /nonexistent/crema: no such folder; expected ...
+    {max_per_condition}
+    {skip_bad}
+    {jobs}
     """
-    options = call_options(prepare_cremad, locals())
-    return run(
-        "cremad",
-        data_folder,
-        save_folder,
-        lambda problems: parse_cremad(data_folder, problems),
-        options,
-    )
+    return {"parse": lambda problems: parse_cremad(data_folder, problems)}

@@ -17,9 +17,8 @@ from collections import Counter, defaultdict
 from emotion_invariant.data.corpora import (
     UNKNOWN_SPEAKER,
     CorpusError,
-    call_options,
     find_root,
-    run,
+    preparer,
 )
 
 PARTS = ("crowd_train", "crowd_test")
@@ -221,6 +220,7 @@ def parse_dusha(data_folder, problems, label="annotators"):
     return rows
 
 
+@preparer("dusha")
 def prepare_dusha(
     data_folder,
     save_folder,
@@ -248,41 +248,22 @@ def prepare_dusha(
     ---------
     data_folder : str
         The Dusha root, holding ``crowd_train/`` and/or ``crowd_test/``.
-    save_folder : str
-        Where outputs go.
+    {save_folder}
     label : str
         ``"annotators"`` (golden label, else majority vote) or
         ``"speaker"`` (the emotion the speaker was asked to act).
     split : str
         ``"speakers"`` (train/dev/test by speakers) or ``"official"``
         (crowd_train -> train, crowd_test -> test).
-    seed : int
-        Seed of folds, splits and trials.
-    held_out : int
-        Speakers per fold.
+    {seed}
+    {held_out}
     test_fraction, dev_fraction : float
         Speaker fractions of test and dev with ``split="speakers"``.
-    max_per_condition : int, optional
-        Cap on target (and non-target) trials per condition.
+    {max_per_condition}
     skip_bad : bool
         Skip (and count) bad lines, unknown labels, missing and unreadable
         audio instead of stopping at the first one.
-    jobs : int
-        Threads reading audio headers.
-
-    Returns
-    -------
-    dict
-        Role -> path of each output.
-
-    Example
-    -------
-    >>> from emotion_invariant.data.corpora import CorpusError
-    >>> try:
-    ...     prepare_dusha("/nonexistent/dusha", "/tmp/out")
-    ... except CorpusError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    /nonexistent/dusha: no such folder; expected ...
+    {jobs}
     """
     if label not in ("annotators", "speaker"):
         raise ValueError(
@@ -300,12 +281,4 @@ def prepare_dusha(
                 row["split"] = OFFICIAL_SPLITS[row["official_split"]]
         return rows
 
-    options = call_options(prepare_dusha, locals())
-    return run(
-        "dusha",
-        data_folder,
-        save_folder,
-        parse,
-        options,
-        presplit=split == "official",
-    )
+    return {"parse": parse, "presplit": split == "official"}

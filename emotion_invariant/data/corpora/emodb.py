@@ -7,7 +7,7 @@
 import os
 import re
 
-from emotion_invariant.data.corpora import call_options, find_root, listdir, run
+from emotion_invariant.data.corpora import find_root, listdir, preparer
 
 EMOTIONS = {
     "W": "ang",  # Wut
@@ -105,6 +105,7 @@ def parse_emodb(data_folder, problems):
     return rows
 
 
+@preparer("emodb")
 def prepare_emodb(
     data_folder,
     save_folder,
@@ -127,41 +128,13 @@ def prepare_emodb(
     ---------
     data_folder : str
         The EmoDB root, holding ``wav/``.
-    save_folder : str
-        Where outputs go.
-    seed : int
-        Seed of folds, splits and trials.
-    held_out : int
-        Speakers per fold.
+    {save_folder}
+    {seed}
+    {held_out}
     test_fraction, dev_fraction : float
         Speaker fractions of test and dev (at least 2 and 1 speakers).
-    max_per_condition : int, optional
-        Cap on target (and non-target) trials per condition.
-    skip_bad : bool
-        Skip (and count) unexpected names and unreadable files instead of
-        stopping at the first one.
-    jobs : int
-        Threads reading audio headers.
-
-    Returns
-    -------
-    dict
-        Role -> path of each output.
-
-    Example
-    -------
-    >>> from emotion_invariant.data.corpora import CorpusError
-    >>> try:
-    ...     prepare_emodb("/nonexistent/emodb", "/tmp/out")
-    ... except CorpusError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    /nonexistent/emodb: no such folder; expected ...
+    {max_per_condition}
+    {skip_bad}
+    {jobs}
     """
-    options = call_options(prepare_emodb, locals())
-    return run(
-        "emodb",
-        data_folder,
-        save_folder,
-        lambda problems: parse_emodb(data_folder, problems),
-        options,
-    )
+    return {"parse": lambda problems: parse_emodb(data_folder, problems)}

@@ -12,11 +12,10 @@ import re
 
 from emotion_invariant.data.corpora import (
     CorpusError,
-    call_options,
     find_root,
     listdir,
+    preparer,
     read_text,
-    run,
     subdirs,
 )
 
@@ -186,6 +185,7 @@ def _official(rows):
     return rows
 
 
+@preparer("esd")
 def prepare_esd(
     data_folder,
     save_folder,
@@ -210,40 +210,19 @@ def prepare_esd(
     ---------
     data_folder : str
         The ESD root, holding ``0001`` ... ``0020``.
-    save_folder : str
-        Where outputs go.
+    {save_folder}
     split : str
         ``"speakers"``: train/dev/test by speakers (speaker-independent);
         ``"official"``: ESD's own per-utterance split (train, evaluation
         -> dev, test), which shares speakers across splits and is flagged
         as such in ``esd_folds.json``.
-    seed : int
-        Seed of folds, splits and trials.
-    held_out : int
-        Speakers per fold.
+    {seed}
+    {held_out}
     test_fraction, dev_fraction : float
         Speaker fractions of test and dev with ``split="speakers"``.
-    max_per_condition : int, optional
-        Cap on target (and non-target) trials per condition.
-    skip_bad : bool
-        Skip (and count) unexpected names and unreadable files instead of
-        stopping at the first one.
-    jobs : int
-        Threads reading audio headers.
-
-    Returns
-    -------
-    dict
-        Role -> path of each output.
-
-    Example
-    -------
-    >>> from emotion_invariant.data.corpora import CorpusError
-    >>> try:
-    ...     prepare_esd("/nonexistent/esd", "/tmp/out")
-    ... except CorpusError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    /nonexistent/esd: no such folder; expected ...
+    {max_per_condition}
+    {skip_bad}
+    {jobs}
     """
     if split not in ("speakers", "official"):
         raise ValueError(
@@ -254,12 +233,4 @@ def prepare_esd(
         rows = parse_esd(data_folder, problems)
         return _official(rows) if split == "official" else rows
 
-    options = call_options(prepare_esd, locals())
-    return run(
-        "esd",
-        data_folder,
-        save_folder,
-        parse,
-        options,
-        presplit=split == "official",
-    )
+    return {"parse": parse, "presplit": split == "official"}

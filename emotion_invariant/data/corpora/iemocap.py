@@ -13,11 +13,10 @@ import re
 
 from emotion_invariant.data.corpora import (
     CorpusError,
-    call_options,
     find_root,
     listdir,
+    preparer,
     read_text,
-    run,
     subdirs,
 )
 
@@ -216,6 +215,7 @@ def parse_iemocap(data_folder, problems, four_class=True, merge_excited=True):
     return rows
 
 
+@preparer("iemocap")
 def prepare_iemocap(
     data_folder,
     save_folder,
@@ -240,8 +240,7 @@ def prepare_iemocap(
     ---------
     data_folder : str
         The IEMOCAP root, holding ``Session1`` ... ``Session5``.
-    save_folder : str
-        Where outputs go.
+    {save_folder}
     four_class : bool
         The usual 4-class set (neu hap ang sad); otherwise also sur, fea,
         dis, and frustrated/other as ``oth``.
@@ -251,27 +250,11 @@ def prepare_iemocap(
         Sessions whose two speakers form the test and dev splits.
     seed : int
         Seed of the trial list.
-    max_per_condition : int, optional
-        Cap on target (and non-target) trials per condition.
+    {max_per_condition}
     skip_bad : bool
         Skip (and count) bad label lines, missing and unreadable audio
         instead of stopping at the first one.
-    jobs : int
-        Threads reading audio headers.
-
-    Returns
-    -------
-    dict
-        Role -> path of each output.
-
-    Example
-    -------
-    >>> from emotion_invariant.data.corpora import CorpusError
-    >>> try:
-    ...     prepare_iemocap("/nonexistent/iemocap", "/tmp/out")
-    ... except CorpusError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    /nonexistent/iemocap: no such folder; expected ...
+    {jobs}
     """
     sessions = {test_session, dev_session}
     if not sessions <= {1, 2, 3, 4, 5} or test_session == dev_session:
@@ -287,15 +270,10 @@ def prepare_iemocap(
         )
         for spk in speakers
     }
-    options = call_options(prepare_iemocap, locals())
-    return run(
-        "iemocap",
-        data_folder,
-        save_folder,
-        lambda problems: parse_iemocap(
+    return {
+        "parse": lambda problems: parse_iemocap(
             data_folder, problems, four_class, merge_excited
         ),
-        options,
-        fold_of=fold_of,
-        split_of=split_of,
-    )
+        "fold_of": fold_of,
+        "split_of": split_of,
+    }

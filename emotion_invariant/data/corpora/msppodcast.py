@@ -16,10 +16,9 @@ import os
 from emotion_invariant.data.corpora import (
     UNKNOWN_SPEAKER,
     CorpusError,
-    call_options,
     find_root,
+    preparer,
     read_text,
-    run,
 )
 
 logger = logging.getLogger(__name__)
@@ -290,6 +289,7 @@ def _official(split_set, row):
     )
 
 
+@preparer("msppodcast")
 def prepare_msppodcast(
     data_folder,
     save_folder,
@@ -316,38 +316,19 @@ def prepare_msppodcast(
     ---------
     data_folder : str
         The MSP-Podcast root, holding ``Audios/`` and ``Labels/``.
-    save_folder : str
-        Where outputs go.
+    {save_folder}
     split : str
         ``"speakers"`` (train/dev/test by speakers) or ``"official"``
         (Train, Development, Test1/2/3 -> train, dev, test).
-    seed : int
-        Seed of folds, splits and trials.
-    held_out : int
-        Speakers per fold.
+    {seed}
+    {held_out}
     test_fraction, dev_fraction : float
         Speaker fractions of test and dev with ``split="speakers"``.
-    max_per_condition : int, optional
-        Cap on target (and non-target) trials per condition.
+    {max_per_condition}
     skip_bad : bool
         Skip (and count) unknown labels, missing and unreadable audio
         instead of stopping at the first one.
-    jobs : int
-        Threads reading audio headers.
-
-    Returns
-    -------
-    dict
-        Role -> path of each output.
-
-    Example
-    -------
-    >>> from emotion_invariant.data.corpora import CorpusError
-    >>> try:
-    ...     prepare_msppodcast("/nonexistent/msp", "/tmp/out")
-    ... except CorpusError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    /nonexistent/msp: no such folder; expected ...
+    {jobs}
     """
     if split not in ("speakers", "official"):
         raise ValueError(
@@ -361,12 +342,4 @@ def prepare_msppodcast(
                 row["split"] = _official(row["official_split"], row)
         return rows
 
-    options = call_options(prepare_msppodcast, locals())
-    return run(
-        "msppodcast",
-        data_folder,
-        save_folder,
-        parse,
-        options,
-        presplit=split == "official",
-    )
+    return {"parse": parse, "presplit": split == "official"}

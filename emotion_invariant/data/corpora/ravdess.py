@@ -11,10 +11,9 @@ import os
 import re
 
 from emotion_invariant.data.corpora import (
-    call_options,
     find_root,
     listdir,
-    run,
+    preparer,
     subdirs,
 )
 
@@ -174,6 +173,7 @@ def parse_ravdess(data_folder, problems):
     return rows
 
 
+@preparer("ravdess")
 def prepare_ravdess(
     data_folder,
     save_folder,
@@ -197,41 +197,13 @@ def prepare_ravdess(
     ---------
     data_folder : str
         The folder holding ``Actor_01`` ... ``Actor_24``.
-    save_folder : str
-        Where outputs go.
-    seed : int
-        Seed of folds, splits and trials.
-    held_out : int
-        Speakers per fold.
+    {save_folder}
+    {seed}
+    {held_out}
     test_fraction, dev_fraction : float
         Speaker fractions of test and dev.
-    max_per_condition : int, optional
-        Cap on target (and non-target) trials per condition.
-    skip_bad : bool
-        Skip (and count) unexpected names and unreadable files instead of
-        stopping at the first one.
-    jobs : int
-        Threads reading audio headers.
-
-    Returns
-    -------
-    dict
-        Role -> path of each output.
-
-    Example
-    -------
-    >>> from emotion_invariant.data.corpora import CorpusError
-    >>> try:
-    ...     prepare_ravdess("/nonexistent/ravdess", "/tmp/out")
-    ... except CorpusError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    /nonexistent/ravdess: no such folder; expected ...
+    {max_per_condition}
+    {skip_bad}
+    {jobs}
     """
-    options = call_options(prepare_ravdess, locals())
-    return run(
-        "ravdess",
-        data_folder,
-        save_folder,
-        lambda problems: parse_ravdess(data_folder, problems),
-        options,
-    )
+    return {"parse": lambda problems: parse_ravdess(data_folder, problems)}

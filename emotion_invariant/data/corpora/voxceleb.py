@@ -15,10 +15,9 @@ from collections import defaultdict
 
 from emotion_invariant.data.corpora import (
     CorpusError,
-    call_options,
     find_root,
     listdir,
-    run,
+    preparer,
     subdirs,
 )
 
@@ -194,6 +193,7 @@ def video_split(rows, dev_fraction, seed):
     return rows
 
 
+@preparer("voxceleb")
 def prepare_voxceleb(
     data_folder,
     save_folder,
@@ -219,8 +219,7 @@ def prepare_voxceleb(
     ---------
     data_folder : str
         The folder holding ``wav/idXXXXX/<video>/<utterance>.wav``.
-    save_folder : str
-        Where outputs go.
+    {save_folder}
     split : str
         ``"videos"``: per speaker, whole videos go to dev
         (``dev_fraction`` of them), the rest to train: a speaker-classifier
@@ -235,25 +234,9 @@ def prepare_voxceleb(
         Split fractions (of speakers, or of each speaker's videos).
     max_per_condition : int, optional
         Cap on target (and non-target) trials with ``split="speakers"``.
-    skip_bad : bool
-        Skip (and count) unexpected names and unreadable files instead of
-        stopping at the first one.
+    {skip_bad}
     jobs : int
         Threads reading audio headers (a million files: use several).
-
-    Returns
-    -------
-    dict
-        Role -> path of each output.
-
-    Example
-    -------
-    >>> from emotion_invariant.data.corpora import CorpusError
-    >>> try:
-    ...     prepare_voxceleb("/nonexistent/vox", "/tmp/out")
-    ... except CorpusError as err:
-    ...     print(err)  # doctest: +ELLIPSIS
-    /nonexistent/vox: no such folder; expected ...
     """
     if split not in ("videos", "speakers"):
         raise ValueError(f"split must be 'videos' or 'speakers', got {split!r}")
@@ -264,14 +247,9 @@ def prepare_voxceleb(
             rows = video_split(rows, dev_fraction, seed)
         return rows
 
-    options = call_options(prepare_voxceleb, locals())
     by_video = split == "videos"
-    return run(
-        "voxceleb",
-        data_folder,
-        save_folder,
-        parse,
-        options,
-        fold_of=False if by_video else None,
-        presplit=by_video,
-    )
+    return {
+        "parse": parse,
+        "fold_of": False if by_video else None,
+        "presplit": by_video,
+    }
