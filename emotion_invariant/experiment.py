@@ -22,7 +22,11 @@ from emotion_invariant.data.folds import (
     write_fold_manifests,
 )
 from emotion_invariant.data.prepare import prepare
-from emotion_invariant.hparams import load_hparams, resolve_hparams
+from emotion_invariant.hparams import (
+    load_hparams,
+    resolve_hparams,
+    save_hparams,
+)
 
 #: The annotation keys of the train, dev and test manifests.
 ANNOTATIONS = tuple(f"{key}_annotation" for key in ROLES.values())
@@ -65,9 +69,12 @@ def start(argv, prepare_data=None, check=None):
     if not torch.distributed.is_initialized():  # once, however many runs
         sb.utils.distributed.ddp_init_group(run_opts)
     sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"],
-        hyperparams_to_save=base_file,
-        overrides=overrides_yaml,
+        experiment_directory=hparams["output_folder"]
+    )
+    # Written here, not by SpeechBrain, which cannot follow `include:`.
+    run_on_main(
+        save_hparams,
+        args=[base_file, overrides_yaml, hparams["output_folder"]],
     )
     if prepare_data is not None and not hparams["skip_prep"]:
         run_on_main(prepare_data, kwargs={"hparams": hparams})

@@ -8,16 +8,32 @@ base with a ``base:`` key and lists plain ``key: value`` overrides::
     copypaste_prob: 1.0
     erl_weight: 1.0
 
+A full file can take shared keys and objects from another full file
+with an ``include:`` line, which stands for that file's text: the
+emotion recipes' encoder and features are written once, in the file that
+the emotion recognition base and the pretraining both include::
+
+    __set_seed: !apply:speechbrain.utils.seed_everything [!ref <seed>]
+    include: encoder.yaml
+    emo_hidden: 128
+
+A key is written once: an included key written again is an error (YAML's
+duplicate key); a variant or the command line overrides it as any other.
+
 Command-line overrides apply on top of the variant's. Every method and
 training key in :data:`RULES` is checked (type and range) when the file
 loads, before anything is built or run.
 """
 
+import datetime
 import io
 import os
+import re
 
 import ruamel.yaml
-from hyperpyyaml import load_hyperpyyaml
+from hyperpyyaml import load_hyperpyyaml, resolve_references
+
+from emotion_invariant.utils import atomic_open
 
 
 class HparamsError(ValueError):
@@ -230,6 +246,85 @@ def resolve_hparams(path, overrides=None):
             text = f.read()
 
 
+_INCLUDE = re.compile(r"^include: *(\S+) *$", flags=re.M)
+
+
+def compose_hparams(path, chain=()):
+    """The text of a hyperpyyaml file, each ``include: FILE`` line replaced
+    by the (composed) text of FILE, a path relative to the file.
+
+    Arguments
+    ---------
+    path : str
+        A full hyperpyyaml file.
+    chain : tuple of str
+        The including files (for the cycle check).
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(d, "part.yaml"), "w").write("n: 2\\n")
+    >>> full = os.path.join(d, "full.yaml")
+    >>> _ = open(full, "w").write("a: 1\\ninclude: part.yaml\\nb: !ref <n>\\n")
+    >>> print(compose_hparams(full), end="")
+    a: 1
+    n: 2
+    b: !ref <n>
+    """
+    if path in chain:
+        raise HparamsError(f"{path}: included files form a cycle: {chain}")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+
+    def include(match):
+        part = os.path.join(os.path.dirname(path), match.group(1))
+        if not os.path.isfile(part):
+            raise HparamsError(
+                f"{path}: its included file {part} does not exist"
+            )
+        return compose_hparams(part, (*chain, path)).rstrip("\n")
+
+    return _INCLUDE.sub(include, text)
+
+
+def save_hparams(path, overrides_yaml, folder):
+    """Write ``folder/hyperparams.yaml``: the file with its includes and
+    the overrides applied, every reference resolved (as SpeechBrain's
+    ``create_experiment_directory`` writes it for a file without includes).
+
+    Arguments
+    ---------
+    path : str
+        A full hyperpyyaml file.
+    overrides_yaml : str
+        The overrides, as :func:`load_hparams` returns them.
+    folder : str
+        The experiment folder.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(d, "part.yaml"), "w").write("n: 2\\n")
+    >>> full = os.path.join(d, "full.yaml")
+    >>> _ = open(full, "w").write("include: part.yaml\\nb: !ref <n>\\n")
+    >>> save_hparams(full, "n: 3", d)
+    >>> print(open(os.path.join(d, "hyperparams.yaml")).read()[-10:], end="")
+    n: 3
+    b: 3
+    """
+    resolved = resolve_references(compose_hparams(path), overrides_yaml)
+    with atomic_open(os.path.join(folder, "hyperparams.yaml")) as f:
+        f.write(f"# Generated {datetime.date.today()} from:\n")
+        f.write(f"# {os.path.abspath(path)}\n# yamllint disable\n")
+        f.write(resolved.getvalue())
+
+
 def load_hparams(path, overrides=None):
     """Load a hyperpyyaml file, following ``base:`` and applying overrides.
 
@@ -262,12 +357,10 @@ def load_hparams(path, overrides=None):
     stream = io.StringIO()
     ruamel.yaml.YAML().dump(merged, stream)
     overrides_yaml = stream.getvalue() if merged else ""
-    with open(base) as f:
-        try:
-            hparams = load_hyperpyyaml(f, overrides_yaml)
-        except Exception as err:
-            raise HparamsError(
-                f"{base} with overrides from {path}: {err}"
-            ) from err
+    text = compose_hparams(base)
+    try:
+        hparams = load_hyperpyyaml(text, overrides_yaml)
+    except Exception as err:
+        raise HparamsError(f"{base} with overrides from {path}: {err}") from err
     check_hparams(hparams, base)
     return hparams, base, overrides_yaml

@@ -132,6 +132,7 @@ def _argv(data, out, *extra):
         "--spk_hidden=16",
         "--anchors_per_speaker=3",
         "--speakers_per_batch=2",
+        "--norm_type=sentence",  # as make pretraining runs both stages
         *ENCODER,
     ]
     given = {arg.split("=")[0] for arg in extra}

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from emotion_invariant.hparams import resolve_hparams
+from emotion_invariant.hparams import compose_hparams, resolve_hparams
 from emotion_invariant.suite import (
     SuiteError,
     execute,
@@ -44,8 +44,7 @@ with open(out, "w") as f:
 
 
 def _top_keys(path):
-    with open(path, encoding="utf-8") as f:
-        return set(re.findall(r"^(\w+):", f.read(), flags=re.M))
+    return set(re.findall(r"^(\w+):", compose_hparams(path), flags=re.M))
 
 
 def test_real_plan_names_existing_recipes_and_keys():
