@@ -8,12 +8,15 @@ modules whose parameters are not used at every step (an adversary head, a
 loss's classifier switched off by its weight) so that DDP looks for unused
 parameters there only; keeps ``--debug`` checkpoints in the run's save
 folder, one for every process; and unwraps the modules after training, so
-that evaluation runs on one process with the plain modules.
+that evaluation runs on one process with the plain modules. It also tells
+the recipes' schedules how far training has come (:meth:`progress`).
 """
 
 import speechbrain as sb
 import torch
 from torch.nn.parallel import DistributedDataParallel
+
+from emotion_invariant.losses.adversarial import training_progress
 
 
 def uses_sync_batchnorm(device):
@@ -104,3 +107,26 @@ class DistributedBrain(sb.core.Brain):
         for name, module in self.modules.items():
             if isinstance(module, DistributedDataParallel):
                 self.modules[name] = module.module
+
+    def progress(self):
+        """Fraction of training done, for schedules such as the gradient
+        reversal's: ``epoch`` and ``step`` of ``steps_per_epoch`` and
+        ``number_of_epochs`` (hyperparameters), see
+        :func:`emotion_invariant.losses.adversarial.training_progress`.
+
+        Example
+        -------
+        >>> brain = DistributedBrain(
+        ...     hparams={"steps_per_epoch": 4, "number_of_epochs": 2},
+        ...     run_opts={"device": "cpu"},
+        ... )
+        >>> brain.epoch, brain.step = 2, 2
+        >>> brain.progress()
+        0.625
+        """
+        return training_progress(
+            self.epoch,
+            self.step,
+            self.hparams.steps_per_epoch,
+            self.hparams.number_of_epochs,
+        )

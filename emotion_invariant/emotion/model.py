@@ -6,8 +6,19 @@ training speaker (at least two), and the encoder, optionally started from a
 pretraining run or a speaker model.
 """
 
-from emotion_invariant.models.finetune import resize_output
-from emotion_invariant.models.pretrained import load_pretrained_encoder
+import logging
+
+from emotion_invariant.data.manifest import ManifestError
+from emotion_invariant.models.finetune import (
+    freeze_lower_blocks,
+    resize_output,
+)
+from emotion_invariant.models.pretrained import (
+    load_pretrained_encoder,
+    warn_other_norm,
+)
+
+logger = logging.getLogger(__name__)
 
 
 def size_model(hparams, n_labels, n_speakers):
@@ -46,4 +57,58 @@ def size_model(hparams, n_labels, n_speakers):
     # A checkpoint of the run, if any, is recovered over it in fit().
     return load_pretrained_encoder(
         hparams["pretrained_encoder"], hparams["embedding_model"]
+    )
+
+
+def setup_model(hparams):
+    """Build the model of one run on top of :func:`size_model`.
+
+    Refuses a speaker adversary with fewer than two training speakers,
+    warns about an entropy loss on a head that is never trained and about
+    a pretrained encoder normalised otherwise than ``norm_type``, and
+    freezes the encoder's lower ``freeze_blocks`` blocks (their list goes
+    to ``hparams["frozen_blocks"]``).
+
+    Arguments
+    ---------
+    hparams : dict
+        What :func:`size_model` reads, ``emotion_labels`` and
+        ``train_speakers`` (from the datasets), ``adv_weight``,
+        ``entropy_weight``, ``train_annotation``, ``norm_type`` and
+        ``freeze_blocks``.
+
+    Example
+    -------
+    >>> import torch
+    >>> from emotion_invariant.losses.adversarial import SpeakerAdversary
+    >>> hparams = {
+    ...     "emotion_classifier": torch.nn.Sequential(torch.nn.Linear(4, 2)),
+    ...     "adversary": SpeakerAdversary(4, 2), "embedding_model": None,
+    ...     "pretrained_encoder": None, "emotion_labels": ["neu", "ang"],
+    ...     "train_speakers": ["a"], "adv_weight": 1.0, "entropy_weight": 0,
+    ...     "train_annotation": "train.csv"}
+    >>> setup_model(hparams)
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.data.manifest.ManifestError: train.csv: the speaker \
+adversary needs at least 2 training speakers, got 1
+    """
+    n_speakers = len(hparams["train_speakers"])
+    adversarial = hparams["adv_weight"] > 0 or hparams["entropy_weight"] > 0
+    if adversarial and n_speakers < 2:
+        raise ManifestError(
+            f"{hparams['train_annotation']}: the speaker adversary needs at "
+            f"least 2 training speakers, got {n_speakers}"
+        )
+    if hparams["entropy_weight"] > 0 and hparams["adv_weight"] == 0:
+        logger.warning(
+            "entropy_weight > 0 with adv_weight = 0: the adversary head is "
+            "never trained, so the entropy loss flattens an untrained "
+            "classifier's posterior"
+        )
+    used = size_model(hparams, len(hparams["emotion_labels"]), n_speakers)
+    if used:
+        warn_other_norm(used, hparams["norm_type"])
+    hparams["frozen_blocks"] = freeze_lower_blocks(
+        hparams["embedding_model"], hparams["freeze_blocks"]
     )

@@ -521,6 +521,48 @@ class EmbeddingMemory(torch.nn.Module):
         index = index.to(self.labels.device)
         return self.embeddings[index], self.labels[index]
 
+    def replay(self, head, embeddings, labels, n):
+        """The head's logits and the labels of ``n`` remembered embeddings
+        (None while the memory is off or empty); then remember this batch.
+
+        The replayed embeddings carry no gradient: they train the head only.
+
+        Arguments
+        ---------
+        head : callable
+            The adversary head, ``[n, dim] -> [n, n_speakers]`` logits.
+        embeddings : torch.Tensor
+            This batch's ``[B, dim]`` embeddings.
+        labels : torch.Tensor
+            Their ``[B]`` speaker indices.
+        n : int
+            How many to replay (:meth:`sample`).
+
+        Returns
+        -------
+        tuple or None
+            ``(logits, labels)`` of the replayed embeddings.
+
+        Example
+        -------
+        >>> memory = EmbeddingMemory(capacity=4, dim=2)
+        >>> head = torch.nn.Linear(2, 3)
+        >>> batch, spk = torch.ones(2, 2), torch.tensor([0, 1])
+        >>> memory.replay(head, batch, spk, 5) is None  # empty until now
+        True
+        >>> logits, labels = memory.replay(head, batch, spk, 5)
+        >>> logits.shape, len(memory)
+        (torch.Size([5, 3]), 4)
+        """
+        if self.capacity == 0:
+            return None
+        replay = None
+        if len(self) > 0:
+            stored, stored_labels = self.sample(n)
+            replay = head(stored), stored_labels
+        self.push(embeddings, labels)
+        return replay
+
 
 def training_progress(epoch, step, steps_per_epoch, n_epochs):
     """Fraction of training done at ``step`` (from 1) of ``epoch`` (from

@@ -33,8 +33,6 @@ To run::
 overridden on the command line.
 """
 
-import logging
-import random
 import sys
 import time
 from collections import Counter
@@ -46,25 +44,14 @@ from speechbrain.utils.distributed import infer_device, run_on_main
 
 from emotion_invariant.augment.views import make_views, to_views
 from emotion_invariant.clustering.analysis import pretraining_clusters
-from emotion_invariant.data.audio import random_segment, read_audio
-from emotion_invariant.data.audio_check import check_manifest_audio
-from emotion_invariant.data.cluster_sampler import (
-    ClusterPairSampler,
-    check_settings,
-)
-from emotion_invariant.data.folds import check_held_out
-from emotion_invariant.data.manifest import ManifestError, read_manifest
-from emotion_invariant.data.speaker_batches import SpeakerBatchSampler
-from emotion_invariant.data.steps import training_steps
+from emotion_invariant.data.cluster_sampler import check_settings
+from emotion_invariant.data.pretraining import pair_dataset, pretraining_rows
 from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.experiment import prepare_corpus, start
-from emotion_invariant.losses.adversarial import training_progress
 from emotion_invariant.losses.supcon import speaker_supcon
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import resize_output
 from emotion_invariant.models.pretrained import save_encoder
-
-logger = logging.getLogger(__name__)
 
 
 class ClusterContrastiveBrain(DistributedBrain):
@@ -91,15 +78,6 @@ class ClusterContrastiveBrain(DistributedBrain):
                 embeddings, reverse=multitask == "adversary"
             )
         return embeddings, spk_logits
-
-    def progress(self):
-        """Fraction of training done, for the reversal schedule."""
-        return training_progress(
-            self.epoch,
-            self.step,
-            self.hparams.steps_per_epoch,
-            self.hparams.number_of_epochs,
-        )
 
     def compute_objectives(self, predictions, batch, stage):
         """SupCon over the two views, plus the weighted speaker loss."""
@@ -145,67 +123,6 @@ class ClusterContrastiveBrain(DistributedBrain):
         self.checkpointer.save_and_keep_only(meta={"loss": stage_loss})
 
 
-def dataio_prep(hparams, rows, clusters):
-    """The anchor dataset, its batch sampler and the pair sampler."""
-    data_root = hparams["data_folder"]
-    speakers = [row["spk_id"] for row in rows]
-    pairs = ClusterPairSampler(
-        clusters,
-        speakers,
-        seed=hparams["seed"],
-        cross_speaker_negatives=hparams["cross_speaker_negatives"],
-        mode=hparams["positives"],
-    )
-    spk_index = {spk: i for i, spk in enumerate(sorted(set(speakers)))}
-    index_of = {row["ID"]: i for i, row in enumerate(rows)}
-    crop = int(hparams["max_train_len"] * hparams["sample_rate"])
-    seed = hparams["seed"]
-    counter = hparams["epoch_counter"]
-
-    def load(index, rng):
-        wave = read_audio(rows[index], data_root, hparams["sample_rate"])
-        return random_segment(wave, crop, rng)
-
-    @sb.utils.data_pipeline.takes("id")
-    @sb.utils.data_pipeline.provides(
-        "sig", "pos_id", "pos_sig", "label_encoded", "spk_encoded"
-    )
-    def pair_pipeline(uid):
-        # Seeded by (seed, epoch, utterance): a resumed run draws the same
-        # positives and crops as an unbroken one.
-        rng = random.Random(f"{seed}:{counter.current}:{uid}")
-        index = index_of[uid]
-        yield load(index, rng)
-        positive = pairs.positive(index, rng)
-        yield rows[positive]["ID"]
-        yield load(positive, rng)
-        yield torch.LongTensor([int(pairs.labels[index])])
-        yield torch.LongTensor([spk_index[speakers[index]]])
-
-    data = sb.dataio.dataset.DynamicItemDataset(
-        {row["ID"]: dict(row) for row in rows}
-    )
-    data.add_dynamic_item(pair_pipeline)
-    data.set_output_keys(
-        ["id", "sig", "pos_id", "pos_sig", "label_encoded", "spk_encoded"]
-    )
-    batches = SpeakerBatchSampler(
-        speakers,
-        hparams["anchors_per_speaker"],
-        hparams["speakers_per_batch"],
-        groups=clusters,
-        seed=seed,
-    )
-    hparams["batch_sampler"] = batches
-    hparams["pair_sampler"] = pairs
-    hparams["contrast_all"] = pairs.cross_speaker_negatives
-    hparams["pretrain_speakers"] = sorted(spk_index)
-    _, hparams["steps_per_epoch"] = training_steps(
-        len(rows), {"batch_sampler": batches}, hparams["pretrain_annotation"]
-    )
-    return data
-
-
 def build(argv):
     """Parse arguments, prepare data and clusters, build the Brain.
 
@@ -220,36 +137,12 @@ def build(argv):
         ``(brain, hparams, dataset)``.
     """
     hparams, run_opts, _, _ = start(argv, prepare_corpus, check_settings)
-    source = hparams["pretrain_annotation"] = check_manifest_audio(
-        hparams["pretrain_annotation"],
-        hparams["data_folder"],
-        hparams["min_duration"],
-        hparams["skip_bad"],
-    )
-    rows = read_manifest(source, allow_empty_emo=True)
-    held = hparams["held_out_annotation"]
-    if held:
-        check_held_out(
-            rows, read_manifest(held, allow_empty_emo=True), source, held
-        )
+    rows = pretraining_rows(hparams)
     device = run_opts.get("device") or infer_device()
     clusters = pretraining_clusters(hparams, rows, device)
-    data = dataio_prep(hparams, rows, clusters)
+    data = pair_dataset(hparams, rows, clusters)
     n_speakers = len(hparams["pretrain_speakers"])
-    if hparams["multitask"] != "none" and n_speakers < 2:
-        raise ManifestError(
-            f"{source}: multitask: {hparams['multitask']} needs at least 2 "
-            f"speakers, got {n_speakers}"
-        )
     resize_output(hparams["speaker_head"].head, max(2, n_speakers))
-    logger.info(
-        "pretraining on %d utterances (%d unlabelled) of %d speakers, %d %s",
-        len(rows),
-        sum(not row["emo"] for row in rows),
-        n_speakers,
-        len(hparams["pair_sampler"].label_names),
-        "clusters" if hparams["positives"] == "cluster" else "speakers",
-    )
     brain = ClusterContrastiveBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],

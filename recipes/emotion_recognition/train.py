@@ -1,23 +1,19 @@
 #!/usr/bin/env python3
 """Recipe: speaker-invariant speech emotion recognition.
 
-Trains SpeechBrain's ECAPA-TDNN on fbank with an MLP emotion classifier
-(cross-entropy), and evaluates on speakers unseen in training. The method of
+SpeechBrain's ECAPA-TDNN on fbank with an MLP emotion classifier
+(cross-entropy), evaluated on speakers unseen in training. The method of
 "Speaker-invariant Affective Representation Learning via Adversarial
-Training" (Li et al., ICASSP 2020) is switched on in yaml, not here:
+Training" (Li et al., ICASSP 2020) is switched on in yaml: ``adv_weight``
+(a speaker classifier behind gradient reversal scaled by the ``grl_*``
+schedule), ``entropy_weight`` (its speaker posterior pushed towards uniform
+through the encoder only), ``adv_lr_factor``, ``adv_memory`` and
+``adv_replay`` (a faster head, and replayed recent embeddings that train
+the head only, so that it keeps up with the encoder).
 
-- ``adv_weight``: a speaker classifier on the emotion embedding, behind a
-  gradient reversal layer whose scale follows the ``grl_*`` schedule;
-- ``entropy_weight``: the entropy of that classifier's speaker posterior,
-  pushed towards uniform through the encoder only;
-- ``adv_lr_factor``, ``adv_memory``, ``adv_replay``: a faster head, and
-  replayed recent embeddings that train the head only, so that it keeps up
-  with the encoder.
-
-Evaluation is speaker-independent: ``fold: null`` uses the prepared
-train/dev/test speaker split, ``fold: K`` tests on fold K's speakers and
-``fold: all`` runs every fold, then reports mean and spread (see
-``evaluate.py``). Train, dev and test speakers are checked to be disjoint.
+``fold: null`` uses the prepared train/dev/test speaker split, ``fold: K``
+tests on fold K's speakers and ``fold: all`` runs every fold, then reports
+mean and spread; train, dev and test speakers are checked to be disjoint.
 
 To run::
 
@@ -25,46 +21,35 @@ To run::
         hparams/emotion_recognition/ser_adversarial.yaml \\
         --data_folder results/demo/corpus --output_folder results/ser/adv
 
-``--debug`` runs two batches of two epochs; ``--fold``, ``--seed``,
-``--adv_weight`` and every other yaml key can be overridden on the command
-line.
+``--debug`` runs two batches of two epochs; every yaml key can be
+overridden on the command line (``--fold``, ``--seed``, ``--adv_weight``).
 """
 
-import logging
-import random
 import sys
 import time
 from collections import Counter
+from functools import partial
 
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
 from speechbrain.utils.distributed import main_process_only
 
-from emotion_invariant.data.audio import random_segment, read_audio
-from emotion_invariant.data.labels import class_weights, labelled_splits
-from emotion_invariant.data.manifest import ManifestError
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.distributed import DistributedBrain
+from emotion_invariant.emotion.dataio import dataio_prep
 from emotion_invariant.emotion.metrics import classification_report
-from emotion_invariant.emotion.model import size_model
+from emotion_invariant.emotion.model import setup_model
 from emotion_invariant.emotion.report import evaluate, summarize
 from emotion_invariant.experiment import requested_folds, start_run
-from emotion_invariant.losses.adversarial import (
-    speaker_entropy_loss,
-    training_progress,
-)
+from emotion_invariant.losses.adversarial import speaker_entropy_loss
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
     batchnorm_eval,
-    freeze_lower_blocks,
     head_lr_groups,
     scale_learning_rates,
 )
-from emotion_invariant.models.pretrained import warn_other_norm
 from emotion_invariant.utils import step_seed
-
-logger = logging.getLogger(__name__)
 
 
 class EmotionBrain(DistributedBrain):
@@ -90,7 +75,13 @@ class EmotionBrain(DistributedBrain):
             self.hparams.adversary.set_lambda(self.lambda_)
             if self.hparams.adv_weight > 0:
                 spk_logits = self.modules.adversary(embeddings)
-                replay = self.replay(embeddings, batch)
+                # Remembered embeddings train the head only (no gradient).
+                replay = self.hparams.adversary_memory.replay(
+                    partial(self.modules.adversary, reverse=False),
+                    embeddings,
+                    batch.spk_encoded.data.squeeze(1),
+                    self.hparams.adv_replay,
+                )
             if self.hparams.entropy_weight > 0:
                 # The unwrapped module: this path gives the head no gradient,
                 # so it needs no DDP synchronisation of its own.
@@ -99,37 +90,12 @@ class EmotionBrain(DistributedBrain):
                 )
         return logits, spk_logits, ent_logits, replay
 
-    def replay(self, embeddings, batch):
-        """Head logits and speakers of ``adv_replay`` remembered embeddings
-        (none while the memory is off or empty); then remember this batch.
-
-        The replayed embeddings carry no gradient: they train the head only.
-        """
-        memory = self.hparams.adversary_memory
-        if memory.capacity == 0:
-            return None
-        replay = None
-        if len(memory) > 0:
-            emb, spk = memory.sample(self.hparams.adv_replay)
-            replay = self.modules.adversary(emb, reverse=False), spk
-        memory.push(embeddings, batch.spk_encoded.data.squeeze(1))
-        return replay
-
     def on_fit_start(self):
         """Recover the checkpoint, then move the replay memory to the device
         (it is not in ``modules``: a module without parameters cannot be
         wrapped for DDP)."""
         super().on_fit_start()
         self.hparams.adversary_memory.to(self.device)
-
-    def progress(self):
-        """Fraction of training done, for the reversal schedule."""
-        return training_progress(
-            self.epoch,
-            self.step,
-            self.hparams.steps_per_epoch,
-            self.hparams.number_of_epochs,
-        )
 
     def compute_objectives(self, predictions, batch, stage):
         """Cross-entropy on emotions, plus the weighted adversary losses."""
@@ -226,62 +192,6 @@ class EmotionBrain(DistributedBrain):
             )
 
 
-def dataio_prep(hparams):
-    """Datasets, emotion labels, training speakers and class weights."""
-    data_root = hparams["data_folder"]
-    names, parts, labels, speakers = labelled_splits(hparams)
-    emo_index = {emo: i for i, emo in enumerate(labels)}
-    spk_index = {spk: i for i, spk in enumerate(speakers)}
-    rows_by_id = {row["ID"]: row for part in parts.values() for row in part}
-    crop = int(hparams["max_train_len"] * hparams["sample_rate"])
-    seed = hparams["seed"]
-    counter = hparams["epoch_counter"]
-
-    def load(uid):
-        return read_audio(rows_by_id[uid], data_root, hparams["sample_rate"])
-
-    @sb.utils.data_pipeline.takes("id")
-    @sb.utils.data_pipeline.provides("sig")
-    def train_audio(uid):
-        # Seeded by (seed, epoch, utterance): a resumed run crops as an
-        # unbroken one does.
-        rng = random.Random(f"{seed}:{counter.current}:{uid}")
-        return random_segment(load(uid), crop, rng)
-
-    @sb.utils.data_pipeline.takes("id")
-    @sb.utils.data_pipeline.provides("sig")
-    def eval_audio(uid):
-        return load(uid)
-
-    @sb.utils.data_pipeline.takes("emo", "spk_id")
-    @sb.utils.data_pipeline.provides("emo_encoded", "spk_encoded")
-    def label_pipeline(emo, spk_id):
-        yield torch.LongTensor([emo_index[emo]])
-        yield torch.LongTensor([spk_index.get(spk_id, -1)])
-
-    datasets = {}
-    for name, path in names.items():
-        data = sb.dataio.dataset.DynamicItemDataset.from_csv(
-            path, replacements={"data_root": data_root}
-        )
-        if name == "train" and hparams["label_fraction"] < 1:
-            kept = {row["ID"] for row in parts["train"]}
-            data = data.filtered_sorted(key_test={"id": kept.__contains__})
-        data.add_dynamic_item(train_audio if name == "train" else eval_audio)
-        data.add_dynamic_item(label_pipeline)
-        data.set_output_keys(["id", "sig", "emo_encoded", "spk_encoded"])
-        if name != "train":
-            data = data.filtered_sorted(sort_key="duration", reverse=True)
-        datasets[name] = data
-
-    hparams["emotion_labels"] = labels
-    hparams["train_speakers"] = speakers
-    hparams["class_weights"] = None
-    if hparams["class_balanced"]:
-        hparams["class_weights"] = class_weights(parts["train"], labels)
-    return datasets
-
-
 def build(argv, fold=None):
     """Parse arguments, prepare data and build the Brain of one run.
 
@@ -309,25 +219,7 @@ def build(argv, fold=None):
             debug=run_opts.get("debug", False),
         )
     )
-    n_speakers = len(hparams["train_speakers"])
-    adversarial = hparams["adv_weight"] > 0 or hparams["entropy_weight"] > 0
-    if adversarial and n_speakers < 2:
-        raise ManifestError(
-            f"{hparams['train_annotation']}: the speaker adversary needs at "
-            f"least 2 training speakers, got {n_speakers}"
-        )
-    if hparams["entropy_weight"] > 0 and hparams["adv_weight"] == 0:
-        logger.warning(
-            "entropy_weight > 0 with adv_weight = 0: the adversary head is "
-            "never trained, so the entropy loss flattens an untrained "
-            "classifier's posterior"
-        )
-    used = size_model(hparams, len(hparams["emotion_labels"]), n_speakers)
-    if used:
-        warn_other_norm(used, hparams["norm_type"])
-    hparams["frozen_blocks"] = freeze_lower_blocks(
-        hparams["embedding_model"], hparams["freeze_blocks"]
-    )
+    setup_model(hparams)
     brain = EmotionBrain(
         modules=hparams["modules"],
         opt_class=hparams["opt_class"],
