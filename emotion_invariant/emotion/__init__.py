@@ -1,1 +1,2 @@
-"""Speech emotion recognition: metrics, reports, the speaker probe."""
+"""Speech emotion recognition: datasets, the model of a run, metrics,
+reports, the speaker probe."""
