@@ -157,17 +157,58 @@ def requested_folds(argv):
     """The runs an emotion recipe's command line asks for.
 
     ``[None]`` for the prepared speaker split (``fold: null``), every fold
-    of the corpus for ``fold: all``, else the one fold given.
+    of the corpus for ``fold: all``, the folds of a comma-separated list
+    (``fold: 1,2``), else the one fold given.
     """
     hparams = start(argv, prepare_corpus)[0]
     fold = hparams["fold"]
     if fold is None:
         return [None]
+    labels = fold_labels(
+        hparams["full_annotation"], hparams["n_folds"], hparams["fold_seed"]
+    )
     if fold == "all":
-        return fold_labels(
-            hparams["full_annotation"], hparams["n_folds"], hparams["fold_seed"]
-        )
-    return [str(fold)]
+        return labels
+    return fold_list(fold, labels)
+
+
+def fold_list(fold, labels):
+    """The folds a ``fold`` value names, checked against the corpus's.
+
+    Arguments
+    ---------
+    fold : str or int or list
+        One fold, a comma-separated list of folds, or a list.
+    labels : list of str
+        The corpus's folds.
+
+    Returns
+    -------
+    list of str
+        The named folds, in the order given, each once.
+
+    Example
+    -------
+    >>> fold_list("2,1", ["1", "2", "3"])
+    ['2', '1']
+    >>> fold_list(3, ["1", "2", "3"])
+    ['3']
+    >>> fold_list("1,7", ["1", "2", "3"])
+    Traceback (most recent call last):
+    ...
+    ValueError: fold: '7' is not a fold of this corpus (folds: 1, 2, 3)
+    """
+    if isinstance(fold, (list, tuple)):
+        names = [str(f).strip() for f in fold]
+    else:
+        names = [f.strip() for f in str(fold).split(",")]
+    for name in names:
+        if name not in labels:
+            raise ValueError(
+                f"fold: {name!r} is not a fold of this corpus "
+                f"(folds: {', '.join(labels)})"
+            )
+    return list(dict.fromkeys(names))
 
 
 def start_run(argv, fold=None):
@@ -192,7 +233,7 @@ def start_run(argv, fold=None):
     hparams, run_opts, base_file, overrides = start(argv, prepare_corpus)
     if fold is None:
         fold = hparams["fold"]
-    if fold == "all":
+    if fold == "all" or "," in str(fold):
         raise ValueError("build() trains one fold; main() runs them all")
     if fold is not None:
         fold = str(fold)

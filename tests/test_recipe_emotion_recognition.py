@@ -354,6 +354,10 @@ def test_fold_all_runs_every_fold(recipe, tiny_corpus, tmp_path):
     assert requested_folds(argv) == [None]
     assert requested_folds([*argv, "--fold=all"]) == ["1", "2", "3"]
     assert requested_folds([*argv, "--fold", "2"]) == ["2"]
+    # A list runs those folds, in its order, each once.
+    assert requested_folds([*argv, "--fold=3,1,3"]) == ["3", "1"]
+    with pytest.raises(ValueError, match="'4' is not a fold"):
+        requested_folds([*argv, "--fold=1,4"])
 
 
 @pytest.mark.parametrize("norm_type", ["sentence", "global"])

@@ -60,6 +60,11 @@ def test_real_plan_names_existing_recipes_and_keys():
         n = sum(r.system == system for r in runs)
         # an unseeded system (zero-shot) runs once per fold
         assert n == folds * (seeds if spec.get("seeded", True) else 1), system
+    # An emotion run covers the plan's folds, the same as the verification's.
+    listed = "--fold=" + ",".join(map(str, plan["folds"]))
+    for run in runs:
+        if run.task == "emotion_recognition":
+            assert listed in run.commands[0], run.name
     for run in runs:
         for argv in run.commands:
             if argv[1] == "-m":

@@ -168,7 +168,8 @@ def plan_runs(plan, corpus, data_folder, output_folder, python=None):
     """Every run of a plan, in the order they run.
 
     Each system runs once per fold and seed (``per_fold: false``: once per
-    seed, over all folds; ``seeded: false``: once per fold). A recipe
+    seed, over the plan's folds, ``--fold=1,2``; ``seeded: false``: once per
+    fold). A recipe
     system's command is ``python SCRIPT HPARAMS --corpus --data_folder
     --output_folder [--fold --n_folds] [--seed] --KEY=VALUE...``; a
     ``commands`` system runs its argv lists as given. Strings may use
@@ -234,7 +235,11 @@ def plan_runs(plan, corpus, data_folder, output_folder, python=None):
                         "folder": folder,
                         "pretrained_path": plan["pretrained_path"],
                         "n_folds": plan["n_folds"],
-                        "fold": "all" if fold is None else fold,
+                        "fold": (
+                            fold
+                            if fold is not None
+                            else ",".join(map(str, plan["folds"]))
+                        ),
                         "seed": seed,
                     }
                     runs.append(
