@@ -27,9 +27,6 @@ To run::
 every other yaml key can be overridden on the command line.
 """
 
-import logging
-import os
-import random
 import sys
 import time
 from collections import Counter
@@ -38,17 +35,9 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import main_process_only
 
-from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
 from emotion_invariant.augment.views import make_views, to_views
-from emotion_invariant.data.audio import read_audio
-from emotion_invariant.data.manifest import (
-    read_manifest,
-)
-from emotion_invariant.data.parallel import ParallelIndex, check_copypaste
-from emotion_invariant.data.speaker_batches import speaker_batches
-from emotion_invariant.data.steps import epoch_sampler, training_steps
-from emotion_invariant.data.trials import dev_trials
-from emotion_invariant.data.trim import trim_silence
+from emotion_invariant.data.steps import training_steps
+from emotion_invariant.data.verification import dataio_prep
 from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.experiment import (
     ANNOTATIONS,
@@ -68,8 +57,6 @@ from emotion_invariant.models.finetune import (
 from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.evaluation import embedded_eer, evaluate
 from emotion_invariant.utils import step_seed
-
-logger = logging.getLogger(__name__)
 
 
 class SpeakerBrain(DistributedBrain):
@@ -256,93 +243,6 @@ class SpeakerBrain(DistributedBrain):
     def dev_eer(self):
         """EER on the dev speakers' trials (those embedded this stage)."""
         return embedded_eer(self.dev_embeddings, self.hparams.dev_trials)
-
-
-def dataio_prep(hparams):
-    """Datasets, the speaker encoder and the view maker."""
-    data_root = hparams["data_folder"]
-    train_rows = read_manifest(hparams["train_annotation"])
-    valid_rows = read_manifest(hparams["valid_annotation"])
-    train = sb.dataio.dataset.DynamicItemDataset.from_csv(
-        hparams["train_annotation"], replacements={"data_root": data_root}
-    )
-    valid = sb.dataio.dataset.DynamicItemDataset.from_csv(
-        hparams["valid_annotation"], replacements={"data_root": data_root}
-    )
-    rows_by_id = {row["ID"]: row for row in train_rows}
-    index = ParallelIndex(train_rows, seed=hparams["seed"])
-    if hparams["copypaste_prob"] > 0:
-        check_copypaste(index, train_rows, hparams["train_annotation"])
-    view_maker = EmotionCopyPaste(
-        index,
-        prob=1.0,
-        segment=tuple(hparams["copypaste_segment"]),
-        partner_emotions=hparams["partner_emotions"],
-        seed=hparams["seed"],
-    )
-    hparams["view_maker"] = view_maker
-    crop = int(hparams["sentence_len"] * hparams["sample_rate"])
-    seed = hparams["seed"]
-
-    def load(row):
-        wave = read_audio(row, data_root, hparams["sample_rate"])
-        if hparams["trim_silence_db"] is None:
-            return wave
-        return trim_silence(
-            wave, hparams["sample_rate"], hparams["trim_silence_db"]
-        )
-
-    @sb.utils.data_pipeline.takes("id")
-    @sb.utils.data_pipeline.provides("sig", "view_sig", "view_kind")
-    def train_pipeline(uid):
-        # Seeded by (seed, epoch, utterance): a resumed run draws the same
-        # crops and views as an unbroken one.
-        rng = random.Random(f"{seed}:{view_maker.epoch}:{uid}:crop")
-        wave = load(rows_by_id[uid])
-        anchor = random_crop(wave, min(crop, wave.numel()), rng)
-        yield anchor
-        if rng.random() < hparams["copypaste_prob"]:
-            view, kind = view_maker(uid, wave, load, anchor.numel())
-        else:
-            view, kind = anchor.clone(), "copy"
-        yield view
-        yield kind
-
-    @sb.utils.data_pipeline.takes("id")
-    @sb.utils.data_pipeline.provides("sig")
-    def eval_pipeline(uid):
-        return load(valid_by_id[uid])
-
-    valid_by_id = {row["ID"]: row for row in valid_rows}
-    train.add_dynamic_item(train_pipeline)
-    valid.add_dynamic_item(eval_pipeline)
-
-    encoder = sb.dataio.encoder.CategoricalEncoder()
-    encoder.load_or_create(
-        os.path.join(hparams["save_folder"], "label_encoder.txt"),
-        from_didatasets=[train],
-        output_key="spk_id",
-    )
-
-    @sb.utils.data_pipeline.takes("spk_id")
-    @sb.utils.data_pipeline.provides("spk_id_encoded")
-    def label_pipeline(spk_id):
-        return encoder.encode_sequence_torch([spk_id])
-
-    train.add_dynamic_item(label_pipeline)
-    train.set_output_keys(
-        ["id", "sig", "view_sig", "view_kind", "spk_id_encoded"]
-    )
-    speakers = [rows_by_id[uid]["spk_id"] for uid in train.data_ids]
-    hparams["batch_sampler"] = speaker_batches(hparams, speakers)
-    hparams["epoch_sampler"] = epoch_sampler(hparams, train)
-    valid.set_output_keys(["id", "sig"])
-    hparams["dev_trials"] = dev_trials(
-        valid_rows,
-        hparams["dev_trials_per_condition"],
-        hparams["valid_annotation"],
-    )
-    return train, valid, encoder
 
 
 def build(argv):
