@@ -39,22 +39,15 @@ from emotion_invariant.augment.views import make_views, to_views
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.data.verification import dataio_prep
 from emotion_invariant.distributed import DistributedBrain
-from emotion_invariant.experiment import (
-    ANNOTATIONS,
-    check_audio,
-    prepare_verification,
-    start,
-    use_fold,
-)
+from emotion_invariant.experiment import start_verification
 from emotion_invariant.losses.consistency import cosine_consistency
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
-    batchnorm_eval,
+    hold_pretrained,
     init_head,
-    resize_classifier,
+    load_speaker_model,
     setup_finetuning,
 )
-from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.evaluation import embedded_eer, evaluate
 from emotion_invariant.utils import step_seed
 
@@ -83,23 +76,17 @@ class SpeakerBrain(DistributedBrain):
 
     def on_fit_batch_start(self, batch, should_step):
         """Seed torch from (seed, epoch, step): a run resumed mid-epoch
-        augments and masks each batch as an unbroken run does."""
-        epoch = self.hparams.epoch_counter.current
-        torch.manual_seed(step_seed(self.hparams.seed, epoch, self.step))
-        # Fine-tuning: the head trains alone for its warm-up steps; frozen
-        # blocks and (with freeze_bn) every batch norm keep their
-        # pretrained statistics.
+        augments and masks each batch as an unbroken run does. When
+        fine-tuning, the head warms up alone, and frozen parts keep their
+        pretrained statistics."""
         hp = self.hparams
-        warm = self.optimizer_step < hp.head_warmup_steps
-        for param in hp.encoder_trainable:
-            param.requires_grad_(not warm)
+        epoch = hp.epoch_counter.current
+        torch.manual_seed(step_seed(hp.seed, epoch, self.step))
         encoder = self.modules.embedding_model
-        if warm:
-            encoder.eval()
-        elif hp.freeze_bn:
-            batchnorm_eval(encoder)
-        for block in hp.frozen_blocks:
-            block.eval()
+        warm = self.optimizer_step < hp.head_warmup_steps
+        hold_pretrained(
+            encoder, hp.frozen_blocks, hp.freeze_bn, hp.encoder_trainable, warm
+        )
 
     def compute_forward(self, batch, stage):
         """Embeddings, and when training the speaker logits of every view."""
@@ -258,9 +245,7 @@ def build(argv):
     tuple
         ``(brain, hparams, train_data, valid_data)``.
     """
-    hparams, run_opts, _, _ = start(argv, prepare_verification)
-    use_fold(hparams)
-    check_audio(hparams, ANNOTATIONS)
+    hparams, run_opts = start_verification(argv)
     train, valid, encoder = dataio_prep(hparams)
     hparams["train_dataloader_options"], _ = training_steps(
         len(train),
@@ -268,12 +253,7 @@ def build(argv):
         hparams["train_annotation"],
         debug=run_opts.get("debug", False),
     )
-    resize_classifier(hparams["classifier"], len(encoder))
-    if hparams["pretrained_path"]:
-        # The AAM head is per speaker set, so only the encoder is reused.
-        load_pretrained_ecapa(
-            hparams["pretrained_path"], hparams["embedding_model"]
-        )
+    load_speaker_model(hparams, len(encoder))
     setup_finetuning(hparams)
     brain = SpeakerBrain(
         modules=hparams["modules"],
