@@ -153,6 +153,30 @@ def check_audio(hparams, keys):
         )
 
 
+def start_verification(argv):
+    """:func:`start` a speaker-verification run on its manifests.
+
+    Prepares the corpus (and fold K's files with ``fold: K``), points the
+    annotation keys at them (:func:`use_fold`) and checks their audio
+    (:func:`check_audio`). The training and evaluation scripts of the
+    speaker recipe both begin so.
+
+    Arguments
+    ---------
+    argv : list of str
+        ``hparams_file [--overrides]`` as on the command line.
+
+    Returns
+    -------
+    tuple
+        ``(hparams, run_opts)``.
+    """
+    hparams, run_opts, _, _ = start(argv, prepare_verification)
+    use_fold(hparams)
+    check_audio(hparams, ANNOTATIONS)
+    return hparams, run_opts
+
+
 def requested_folds(argv):
     """The runs an emotion recipe's command line asks for.
 

@@ -262,6 +262,65 @@ def make_views(wavs, lengths, labels, augmenter, n_views=2, extra_views=()):
     )
 
 
+def parallel_views(wavs, lengths, labels, view, augment=None, extra_views=0):
+    """The utterances, their parallel views, then augmented copies.
+
+    The rows of a training batch of the speaker recipe, view-major as
+    :func:`make_views` lays them out: row ``b`` is utterance ``b`` as it
+    is, row ``B + b`` its parallel view (an emotion CopyPaste, or a copy),
+    augmented by ``augment`` when given, then ``extra_views`` blocks of
+    augmented copies of the utterances.
+
+    Arguments
+    ---------
+    wavs : torch.Tensor
+        Padded batch ``[B, T]``.
+    lengths : torch.Tensor
+        Relative lengths ``[B]``.
+    labels : torch.Tensor or sequence of torch.Tensor
+        Per-utterance tensors with first axis ``B``.
+    view : tuple of torch.Tensor
+        ``(wavs [B, T'], lengths [B])``: row ``b`` a view of utterance
+        ``b``.
+    augment : callable, optional
+        ``augment(wavs, lengths) -> (wavs, lengths)``, one row per row
+        (e.g. SpeechBrain's ``Augmenter`` without concatenation).
+    extra_views : int
+        Augmented copies of the utterances after the parallel views (they
+        need ``augment``, else they are the utterances again).
+
+    Returns
+    -------
+    views : torch.Tensor
+        ``[B * V, T_max]`` with ``V = 2 + extra_views``.
+    lengths : torch.Tensor
+        ``[B * V]`` relative to ``T_max``.
+    labels : torch.Tensor or sequence of torch.Tensor
+        Each label tensor repeated ``V`` times along axis 0.
+
+    Example
+    -------
+    >>> wavs, lens = torch.randn(2, 800), torch.ones(2)
+    >>> view = (torch.randn(2, 600), torch.ones(2))
+    >>> rows, rows_lens, spk = parallel_views(
+    ...     wavs, lens, torch.tensor([3, 4]), view, extra_views=1
+    ... )
+    >>> rows.shape, rows_lens.tolist(), spk.tolist()
+    (torch.Size([6, 800]), [1.0, 1.0, 0.75, 0.75, 1.0, 1.0], [3, 4, 3, 4, 3, 4])
+    """
+    # The copies draw from torch's generator before the parallel view.
+    extra = [
+        augment(wavs, lengths) if augment is not None else (wavs, lengths)
+        for _ in range(extra_views)
+    ]
+    if augment is not None:
+        view = augment(*view)
+    views, lengths, labels, _ = make_views(
+        wavs, lengths, labels, None, n_views=1, extra_views=[view, *extra]
+    )
+    return views, lengths, labels
+
+
 def _replicate(labels, n_views):
     if isinstance(labels, (list, tuple)):
         return type(labels)(torch.cat([lab] * n_views) for lab in labels)

@@ -1,2 +1,2 @@
 """Losses: cosine consistency, supervised contrastive with angular margin,
-and the gradient-reversal speaker adversary."""
+the gradient-reversal speaker adversary, and weighted sums of named terms."""

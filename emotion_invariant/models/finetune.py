@@ -21,6 +21,7 @@ from emotion_invariant.data.manifest import (
     select,
 )
 from emotion_invariant.models.embedder import embed
+from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.extract import extract_embeddings
 
 
@@ -100,6 +101,49 @@ def batchnorm_eval(module):
     for layer in module.modules():
         if isinstance(layer, torch.nn.modules.batchnorm._BatchNorm):
             layer.eval()
+
+
+def hold_pretrained(encoder, frozen_blocks, freeze_bn, trainable, warm):
+    """Set a fine-tuned encoder's training modes for one step.
+
+    While the head warms up alone (``warm``), the encoder gets no gradient
+    and stays in eval mode; afterwards its ``trainable`` parameters train
+    again, while the frozen blocks and (with ``freeze_bn``) every batch norm
+    keep their pretrained statistics.
+
+    Arguments
+    ---------
+    encoder : torch.nn.Module
+        The encoder, in train mode (as ``Brain`` sets it each epoch).
+    frozen_blocks : list of torch.nn.Module
+        The stages :func:`freeze_lower_blocks` froze.
+    freeze_bn : bool
+        Whether every batch norm keeps its running statistics.
+    trainable : list of torch.nn.Parameter
+        The encoder parameters that train after the warm-up.
+    warm : bool
+        Whether the head is warming up alone.
+
+    Example
+    -------
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2),
+    ...                           torch.nn.BatchNorm1d(2)).train()
+    >>> params = list(net.parameters())
+    >>> hold_pretrained(net, [], False, params, warm=True)
+    >>> net.training, any(p.requires_grad for p in params)
+    (False, False)
+    >>> hold_pretrained(net.train(), [], True, params, warm=False)
+    >>> net[0].training, net[1].training, all(p.requires_grad for p in params)
+    (True, False, True)
+    """
+    for param in trainable:
+        param.requires_grad_(not warm)
+    if warm:
+        encoder.eval()
+    elif freeze_bn:
+        batchnorm_eval(encoder)
+    for block in frozen_blocks:
+        block.eval()
 
 
 class L2SP(torch.nn.Module):
@@ -212,6 +256,38 @@ def resize_output(sequential, n_outputs):
     """
     last = sequential[-1]
     sequential[-1] = torch.nn.Linear(last.in_features, n_outputs)
+
+
+def load_speaker_model(hparams, n_speakers):
+    """Size the AAM head to the speakers; load the pretrained encoder.
+
+    The head gets one fresh row per training speaker
+    (:func:`resize_classifier`); the encoder's weights come from
+    ``pretrained_path`` when it is set
+    (:func:`~emotion_invariant.models.pretrained.load_pretrained_ecapa`).
+    A pretrained head belongs to other speakers, so it is not reused.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``classifier``, ``embedding_model`` and ``pretrained_path``.
+    n_speakers : int
+        Training speakers.
+
+    Example
+    -------
+    >>> from speechbrain.lobes.models.ECAPA_TDNN import Classifier
+    >>> hparams = {"classifier": Classifier(input_size=4, out_neurons=2),
+    ...            "embedding_model": None, "pretrained_path": None}
+    >>> load_speaker_model(hparams, 3)
+    >>> hparams["classifier"].weight.shape
+    torch.Size([3, 4])
+    """
+    resize_classifier(hparams["classifier"], n_speakers)
+    if hparams["pretrained_path"]:
+        load_pretrained_ecapa(
+            hparams["pretrained_path"], hparams["embedding_model"]
+        )
 
 
 def setup_finetuning(hparams):

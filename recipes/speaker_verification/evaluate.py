@@ -31,30 +31,17 @@ import torch
 
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.distributed import DistributedBrain
-from emotion_invariant.experiment import (
-    ANNOTATIONS,
-    check_audio,
-    prepare_verification,
-    start,
-    use_fold,
-)
-from emotion_invariant.models.finetune import resize_classifier
-from emotion_invariant.models.pretrained import load_pretrained_ecapa
+from emotion_invariant.experiment import start_verification
+from emotion_invariant.models.finetune import load_speaker_model
 from emotion_invariant.scoring.evaluation import evaluate
 
 
 def main(argv=None):
     """Evaluate the best checkpoint of a finished (or running) training."""
-    hparams, run_opts, _, _ = start(argv or sys.argv[1:], prepare_verification)
-    use_fold(hparams)
-    check_audio(hparams, ANNOTATIONS)
+    hparams, run_opts = start_verification(argv or sys.argv[1:])
     # The checkpoint's head has a row per training speaker.
     rows = read_manifest(hparams["train_annotation"])
-    resize_classifier(hparams["classifier"], len({r["spk_id"] for r in rows}))
-    if hparams["pretrained_path"]:
-        load_pretrained_ecapa(
-            hparams["pretrained_path"], hparams["embedding_model"]
-        )
+    load_speaker_model(hparams, len({row["spk_id"] for row in rows}))
     brain = DistributedBrain(
         modules=hparams["modules"],
         hparams=hparams,

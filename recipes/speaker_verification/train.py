@@ -27,9 +27,6 @@ To run::
 every other yaml key can be overridden on the command line.
 """
 
-import logging
-import os
-import random
 import sys
 import time
 from collections import Counter
@@ -38,38 +35,25 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import main_process_only
 
-from emotion_invariant.augment.copypaste import EmotionCopyPaste, random_crop
-from emotion_invariant.augment.views import make_views, to_views
-from emotion_invariant.data.audio import read_audio
-from emotion_invariant.data.manifest import (
-    read_manifest,
-)
-from emotion_invariant.data.parallel import ParallelIndex, check_copypaste
-from emotion_invariant.data.speaker_batches import speaker_batches
-from emotion_invariant.data.steps import epoch_sampler, training_steps
-from emotion_invariant.data.trials import dev_trials
-from emotion_invariant.data.trim import trim_silence
+from emotion_invariant.augment.views import parallel_views, to_views
+from emotion_invariant.data.steps import training_steps
+from emotion_invariant.data.verification import dataio_prep
 from emotion_invariant.distributed import DistributedBrain
-from emotion_invariant.experiment import (
-    ANNOTATIONS,
-    check_audio,
-    prepare_verification,
-    start,
-    use_fold,
-)
+from emotion_invariant.experiment import start_verification
 from emotion_invariant.losses.consistency import cosine_consistency
+from emotion_invariant.losses.terms import WeightedTerms
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
-    batchnorm_eval,
+    hold_pretrained,
     init_head,
-    resize_classifier,
+    load_speaker_model,
     setup_finetuning,
 )
-from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.evaluation import embedded_eer, evaluate
 from emotion_invariant.utils import step_seed
 
-logger = logging.getLogger(__name__)
+#: The loss terms, as logged; each is weighted by ``<term>_weight``.
+TERMS = ("aam", "erl", "supcon", "distill", "l2sp")
 
 
 class SpeakerBrain(DistributedBrain):
@@ -96,23 +80,17 @@ class SpeakerBrain(DistributedBrain):
 
     def on_fit_batch_start(self, batch, should_step):
         """Seed torch from (seed, epoch, step): a run resumed mid-epoch
-        augments and masks each batch as an unbroken run does."""
-        epoch = self.hparams.epoch_counter.current
-        torch.manual_seed(step_seed(self.hparams.seed, epoch, self.step))
-        # Fine-tuning: the head trains alone for its warm-up steps; frozen
-        # blocks and (with freeze_bn) every batch norm keep their
-        # pretrained statistics.
+        augments and masks each batch as an unbroken run does. When
+        fine-tuning, the head warms up alone, and frozen parts keep their
+        pretrained statistics."""
         hp = self.hparams
-        warm = self.optimizer_step < hp.head_warmup_steps
-        for param in hp.encoder_trainable:
-            param.requires_grad_(not warm)
+        epoch = hp.epoch_counter.current
+        torch.manual_seed(step_seed(hp.seed, epoch, self.step))
         encoder = self.modules.embedding_model
-        if warm:
-            encoder.eval()
-        elif hp.freeze_bn:
-            batchnorm_eval(encoder)
-        for block in hp.frozen_blocks:
-            block.eval()
+        warm = self.optimizer_step < hp.head_warmup_steps
+        hold_pretrained(
+            encoder, hp.frozen_blocks, hp.freeze_bn, hp.encoder_trainable, warm
+        )
 
     def compute_forward(self, batch, stage):
         """Embeddings, and when training the speaker logits of every view."""
@@ -121,24 +99,15 @@ class SpeakerBrain(DistributedBrain):
         if stage != sb.Stage.TRAIN:
             return self.embed(wavs, lens)
 
-        augment = self.hparams.wav_augment
-        views = [batch.view_sig]
-        views += [
-            augment(wavs, lens) if augment is not None else (wavs, lens)
-            for _ in range(self.hparams.extra_views)
-        ]
-        if augment is not None:
-            views[0] = augment(*views[0])
+        hp = self.hparams
         spk, _ = batch.spk_id_encoded
         n = wavs.shape[0]
-        # View-major rows: the utterances, their parallel views, then any
-        # extra augmented views; labels follow each row's source utterance.
-        wavs, lens, spk, _ = make_views(
-            wavs, lens, spk, None, n_views=1, extra_views=views
+        wavs, lens, spk = parallel_views(
+            wavs, lens, spk, batch.view_sig, hp.wav_augment, hp.extra_views
         )
         feats = self.modules.compute_features(wavs)
-        if self.hparams.mask_ratio > 0:
-            rows = slice(0 if self.hparams.mask_anchors else n, 2 * n)
+        if hp.mask_ratio > 0:
+            rows = slice(0 if hp.mask_anchors else n, 2 * n)
             feats[rows] = self.modules.energy_mask(
                 feats[rows], lens[rows], wavs=wavs[rows]
             )
@@ -146,10 +115,10 @@ class SpeakerBrain(DistributedBrain):
         embeddings = self.modules.embedding_model(feats, lens)
         logits = self.modules.classifier(embeddings)
         pretrained = None
-        if self.hparams.teacher is not None:
+        if hp.teacher is not None:
             # The pretrained model's embedding of each (unmasked) anchor.
             with torch.no_grad():
-                pretrained = self.hparams.teacher(feats[:n], lens[:n])
+                pretrained = hp.teacher(feats[:n], lens[:n])
         return logits, embeddings, lens, spk, pretrained
 
     def embed(self, wavs, lens):
@@ -161,11 +130,9 @@ class SpeakerBrain(DistributedBrain):
         logits, embeddings, lens, spk, pretrained = predictions
         n = len(batch.id)
         hp = self.hparams
-        loss = torch.zeros((), device=self.device)
+        terms = {}
         if hp.aam_weight > 0:
-            aam = hp.compute_cost(logits, spk, lens)
-            loss = loss + hp.aam_weight * aam
-            self.stats["aam"] += aam.item()
+            terms["aam"] = hp.compute_cost(logits, spk, lens)
         if hp.erl_weight > 0:
             # The view is pulled towards its anchor as embedded now, as the
             # pretrained model embedded it, or towards the pretrained
@@ -176,25 +143,16 @@ class SpeakerBrain(DistributedBrain):
                 target = hp.neutral_targets.to(self.device)[spk[:n, 0]]
             else:
                 target = embeddings[:n]
-            erl = cosine_consistency(target, embeddings[n : 2 * n])
-            loss = loss + hp.erl_weight * erl
-            self.stats["erl"] += erl.item()
+            terms["erl"] = cosine_consistency(target, embeddings[n : 2 * n])
         if hp.distill_weight > 0:
-            distill = cosine_consistency(pretrained, embeddings[:n])
-            loss = loss + hp.distill_weight * distill
-            self.stats["distill"] += distill.item()
+            terms["distill"] = cosine_consistency(pretrained, embeddings[:n])
         if hp.l2sp_weight > 0:
-            l2sp = hp.l2sp(self.modules.embedding_model)
-            loss = loss + hp.l2sp_weight * l2sp
-            self.stats["l2sp"] += l2sp.item()
+            terms["l2sp"] = hp.l2sp(self.modules.embedding_model)
         if hp.supcon_weight > 0:
             features = to_views(embeddings, embeddings.shape[0] // n)
-            supcon = hp.supcon_loss(features, spk[:n].squeeze(-1))
-            loss = loss + hp.supcon_weight * supcon
-            self.stats["supcon"] += supcon.item()
-        self.stats["batches"] += 1
+            terms["supcon"] = hp.supcon_loss(features, spk[:n].squeeze(-1))
         self.view_kinds.update(batch.view_kind)
-        return loss
+        return self.terms.add(terms, self.device)
 
     def evaluate_batch(self, batch, stage):
         """Collect embeddings: dev speakers are scored, not classified."""
@@ -207,142 +165,47 @@ class SpeakerBrain(DistributedBrain):
     def on_fit_start(self):
         """Move the pretrained copies next to the model, then recover."""
         super().on_fit_start()
-        if self.hparams.teacher is not None:
-            self.hparams.teacher.to(self.device)
-        if self.hparams.l2sp is not None:
-            self.hparams.l2sp.to(self.device)
+        for reference in (self.hparams.teacher, self.hparams.l2sp):
+            if reference is not None:
+                reference.to(self.device)
 
     def on_stage_start(self, stage, epoch=None):
-        """Reset statistics; draw new CopyPaste views each epoch."""
-        if stage == sb.Stage.TRAIN:
-            self.hparams.view_maker.set_epoch(epoch or 0)
-            if self.hparams.batch_sampler is not None:
-                self.hparams.batch_sampler.set_epoch(epoch or 0)
-            if self.hparams.epoch_sampler is not None:
-                self.hparams.epoch_sampler.set_epoch(epoch or 0)
-            self.stage_start = time.perf_counter()
-            self.stats = Counter()
-            self.view_kinds = Counter()
-        else:
+        """Reset statistics; draw new crops, views and batches each epoch."""
+        if stage != sb.Stage.TRAIN:
             self.dev_embeddings = {}
+            return
+        hp = self.hparams
+        for sampler in (hp.view_maker, hp.batch_sampler, hp.epoch_sampler):
+            if sampler is not None:
+                sampler.set_epoch(epoch or 0)
+        self.stage_start = time.perf_counter()
+        self.terms = WeightedTerms(
+            {term: getattr(hp, f"{term}_weight") for term in TERMS}
+        )
+        self.view_kinds = Counter()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
         """Log, anneal the learning rate, checkpoint on dev EER."""
         if stage == sb.Stage.TRAIN:
-            batches = max(1, self.stats["batches"])
-            seconds = time.perf_counter() - self.stage_start
-            self.train_stats = {"loss": stage_loss, "seconds": round(seconds)}
-            for term in ("aam", "erl", "supcon", "distill", "l2sp"):
-                if getattr(self.hparams, f"{term}_weight") > 0:
-                    self.train_stats[term] = self.stats[term] / batches
+            seconds = round(time.perf_counter() - self.stage_start)
+            self.train_stats = {"loss": stage_loss, "seconds": seconds}
+            self.train_stats.update(self.terms.means())
             total = sum(self.view_kinds.values()) or 1
             for kind, count in sorted(self.view_kinds.items()):
                 self.train_stats[f"view_{kind}"] = round(count / total, 3)
             return
-        dev_eer = self.dev_eer()
-        stats = {"EER": dev_eer}
+        dev_eer = embedded_eer(self.dev_embeddings, self.hparams.dev_trials)
         if stage == sb.Stage.VALID:
             old_lr, new_lr = self.hparams.lr_annealing(epoch)
             sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
             self.hparams.train_logger.log_stats(
                 stats_meta={"epoch": epoch, "lr": old_lr},
                 train_stats=self.train_stats,
-                valid_stats=stats,
+                valid_stats={"EER": dev_eer},
             )
             self.checkpointer.save_and_keep_only(
                 meta={"EER": dev_eer}, min_keys=["EER"]
             )
-
-    def dev_eer(self):
-        """EER on the dev speakers' trials (those embedded this stage)."""
-        return embedded_eer(self.dev_embeddings, self.hparams.dev_trials)
-
-
-def dataio_prep(hparams):
-    """Datasets, the speaker encoder and the view maker."""
-    data_root = hparams["data_folder"]
-    train_rows = read_manifest(hparams["train_annotation"])
-    valid_rows = read_manifest(hparams["valid_annotation"])
-    train = sb.dataio.dataset.DynamicItemDataset.from_csv(
-        hparams["train_annotation"], replacements={"data_root": data_root}
-    )
-    valid = sb.dataio.dataset.DynamicItemDataset.from_csv(
-        hparams["valid_annotation"], replacements={"data_root": data_root}
-    )
-    rows_by_id = {row["ID"]: row for row in train_rows}
-    index = ParallelIndex(train_rows, seed=hparams["seed"])
-    if hparams["copypaste_prob"] > 0:
-        check_copypaste(index, train_rows, hparams["train_annotation"])
-    view_maker = EmotionCopyPaste(
-        index,
-        prob=1.0,
-        segment=tuple(hparams["copypaste_segment"]),
-        partner_emotions=hparams["partner_emotions"],
-        seed=hparams["seed"],
-    )
-    hparams["view_maker"] = view_maker
-    crop = int(hparams["sentence_len"] * hparams["sample_rate"])
-    seed = hparams["seed"]
-
-    def load(row):
-        wave = read_audio(row, data_root, hparams["sample_rate"])
-        if hparams["trim_silence_db"] is None:
-            return wave
-        return trim_silence(
-            wave, hparams["sample_rate"], hparams["trim_silence_db"]
-        )
-
-    @sb.utils.data_pipeline.takes("id")
-    @sb.utils.data_pipeline.provides("sig", "view_sig", "view_kind")
-    def train_pipeline(uid):
-        # Seeded by (seed, epoch, utterance): a resumed run draws the same
-        # crops and views as an unbroken one.
-        rng = random.Random(f"{seed}:{view_maker.epoch}:{uid}:crop")
-        wave = load(rows_by_id[uid])
-        anchor = random_crop(wave, min(crop, wave.numel()), rng)
-        yield anchor
-        if rng.random() < hparams["copypaste_prob"]:
-            view, kind = view_maker(uid, wave, load, anchor.numel())
-        else:
-            view, kind = anchor.clone(), "copy"
-        yield view
-        yield kind
-
-    @sb.utils.data_pipeline.takes("id")
-    @sb.utils.data_pipeline.provides("sig")
-    def eval_pipeline(uid):
-        return load(valid_by_id[uid])
-
-    valid_by_id = {row["ID"]: row for row in valid_rows}
-    train.add_dynamic_item(train_pipeline)
-    valid.add_dynamic_item(eval_pipeline)
-
-    encoder = sb.dataio.encoder.CategoricalEncoder()
-    encoder.load_or_create(
-        os.path.join(hparams["save_folder"], "label_encoder.txt"),
-        from_didatasets=[train],
-        output_key="spk_id",
-    )
-
-    @sb.utils.data_pipeline.takes("spk_id")
-    @sb.utils.data_pipeline.provides("spk_id_encoded")
-    def label_pipeline(spk_id):
-        return encoder.encode_sequence_torch([spk_id])
-
-    train.add_dynamic_item(label_pipeline)
-    train.set_output_keys(
-        ["id", "sig", "view_sig", "view_kind", "spk_id_encoded"]
-    )
-    speakers = [rows_by_id[uid]["spk_id"] for uid in train.data_ids]
-    hparams["batch_sampler"] = speaker_batches(hparams, speakers)
-    hparams["epoch_sampler"] = epoch_sampler(hparams, train)
-    valid.set_output_keys(["id", "sig"])
-    hparams["dev_trials"] = dev_trials(
-        valid_rows,
-        hparams["dev_trials_per_condition"],
-        hparams["valid_annotation"],
-    )
-    return train, valid, encoder
 
 
 def build(argv):
@@ -358,9 +221,7 @@ def build(argv):
     tuple
         ``(brain, hparams, train_data, valid_data)``.
     """
-    hparams, run_opts, _, _ = start(argv, prepare_verification)
-    use_fold(hparams)
-    check_audio(hparams, ANNOTATIONS)
+    hparams, run_opts = start_verification(argv)
     train, valid, encoder = dataio_prep(hparams)
     hparams["train_dataloader_options"], _ = training_steps(
         len(train),
@@ -368,12 +229,7 @@ def build(argv):
         hparams["train_annotation"],
         debug=run_opts.get("debug", False),
     )
-    resize_classifier(hparams["classifier"], len(encoder))
-    if hparams["pretrained_path"]:
-        # The AAM head is per speaker set, so only the encoder is reused.
-        load_pretrained_ecapa(
-            hparams["pretrained_path"], hparams["embedding_model"]
-        )
+    load_speaker_model(hparams, len(encoder))
     setup_finetuning(hparams)
     brain = SpeakerBrain(
         modules=hparams["modules"],
