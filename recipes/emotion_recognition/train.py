@@ -12,8 +12,8 @@ through the encoder only), ``adv_lr_factor``, ``adv_memory`` and
 the head only, so that it keeps up with the encoder).
 
 ``fold: null`` uses the prepared train/dev/test speaker split, ``fold: K``
-tests on fold K's speakers and ``fold: all`` runs every fold, then reports
-mean and spread; train, dev and test speakers are checked to be disjoint.
+tests on fold K's speakers, ``fold: all`` runs every fold and ``fold: 1,2``
+the folds listed, then reports mean and spread; train, dev and test speakers are checked to be disjoint.
 
 To run::
 
