@@ -13,7 +13,8 @@ the head only, so that it keeps up with the encoder).
 
 ``fold: null`` uses the prepared train/dev/test speaker split, ``fold: K``
 tests on fold K's speakers, ``fold: all`` runs every fold and ``fold: 1,2``
-the folds listed, then reports mean and spread; train, dev and test speakers are checked to be disjoint.
+the folds listed, then reports mean and spread; train, dev and test
+speakers are checked to be disjoint.
 
 To run::
 
@@ -45,8 +46,8 @@ from emotion_invariant.experiment import requested_folds, start_run
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
-    batchnorm_eval,
     head_lr_groups,
+    hold_pretrained,
     scale_learning_rates,
 )
 from emotion_invariant.utils import step_seed
@@ -150,10 +151,13 @@ class EmotionBrain(DistributedBrain):
         torch.manual_seed(step_seed(self.hparams.seed, epoch, self.step))
         # An encoder started from a speaker model: frozen blocks and (with
         # freeze_bn) every batch norm keep their pretrained statistics.
-        if self.hparams.freeze_bn:
-            batchnorm_eval(self.modules.embedding_model)
-        for block in self.hparams.frozen_blocks:
-            block.eval()
+        hold_pretrained(
+            self.modules.embedding_model,
+            self.hparams.frozen_blocks,
+            self.hparams.freeze_bn,
+            trainable=[],
+            warm=False,
+        )
 
     def on_stage_start(self, stage, epoch=None):
         """Reset the running statistics and the dev predictions."""
