@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Emotion from frozen speaker embeddings: the linear probe to beat.
+
+A logistic regression on standardised embeddings (e.g. the published
+ECAPA's, as the clustering analysis writes them) learns the emotion from a
+fold's training speakers and is scored on its test speakers, with the same
+UA / WA / macro-F1 as the emotion recipe. An emotion encoder trained on the
+same folds should do better than this, or its training adds nothing to
+what the speaker model already knew.
+
+Usage (the fold folders are those an emotion run writes,
+``<run>/fold_K/manifests`` with ``train.csv`` and ``test.csv``)::
+
+    python scripts/emotion_linear_probe.py \\
+        --embeddings <real>/clusters/published-ecapa/embeddings.npz \\
+        --folds <ser run>/fold_1/manifests <ser run>/fold_2/manifests
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from emotion_invariant.data.manifest import read_manifest
+from emotion_invariant.emotion.metrics import classification_report, mean_spread
+from emotion_invariant.scoring.embeddings import load_embeddings
+
+
+def probe_fold(embeddings, train, test, c=1.0):
+    """The probe's report: trained on ``train``, scored on ``test``."""
+    labels = sorted({r["emo"] for r in train})
+    missing = sorted({r["ID"] for r in train + test} - set(embeddings))
+    if missing:
+        raise ValueError(
+            f"{len(missing)} utterance(s) have no embedding, e.g. {missing[0]}"
+        )
+    x_train = np.stack([embeddings[r["ID"]] for r in train])
+    x_test = np.stack([embeddings[r["ID"]] for r in test])
+    y_train = [labels.index(r["emo"]) for r in train]
+    y_test = [labels.index(r["emo"]) for r in test]
+    model = make_pipeline(
+        StandardScaler(), LogisticRegression(C=c, max_iter=2000)
+    )
+    model.fit(x_train, y_train)
+    return classification_report(y_test, model.predict(x_test), labels)
+
+
+def main(argv=None):
+    """Command-line entry point; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--embeddings", required=True)
+    parser.add_argument("--folds", nargs="+", required=True)
+    parser.add_argument("--c", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    ids, matrix = load_embeddings(args.embeddings)
+    embeddings = dict(zip(ids, np.asarray(matrix)))
+    reports = []
+    for folder in args.folds:
+        train = read_manifest(os.path.join(folder, "train.csv"))
+        test = read_manifest(os.path.join(folder, "test.csv"))
+        report = probe_fold(embeddings, train, test, args.c)
+        reports.append(report)
+        print(
+            f"{folder}: UA {100 * report['ua']:.1f} WA {100 * report['wa']:.1f}"
+            f" macro-F1 {100 * report['macro_f1']:.1f}"
+        )
+    for key in ("ua", "wa", "macro_f1"):
+        s = mean_spread([r[key] for r in reports])
+        print(f"{key}: {100 * s['mean']:.1f} ± {100 * (s['std'] or 0):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
