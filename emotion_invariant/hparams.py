@@ -71,6 +71,7 @@ RULES = {
     "adv_memory": ("int", "[0, inf)"),
     "adv_replay": ("int", "[1, inf)"),
     "adv_input_norm": ("bool", None),
+    "emo_input_norm": ("bool", None),
     "class_balanced": ("bool", None),
     "emo_dropout": ("number", "[0, 1)"),
     "label_fraction": ("number", "(0, 1]"),

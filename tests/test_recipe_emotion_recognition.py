@@ -365,13 +365,16 @@ def test_evaluate_reproduces_the_best_checkpoint(
     recipe, tiny_corpus, tmp_path, norm_type
 ):
     """Re-evaluating a finished run gives the same report, bit for bit; with
-    global normalisation, that needs the training mean from the checkpoint."""
+    global normalisation, that needs the training mean from the checkpoint,
+    and with the emotion head's input standardised (global runs here), its
+    running statistics."""
     argv = _argv(
         "ser_adversarial.yaml",
         tiny_corpus,
         tmp_path,
         "--number_of_epochs=2",
         f"--norm_type={norm_type}",
+        f"--emo_input_norm={norm_type == 'global'}",
     )
     recipe.main(argv)
     first = json.loads((tmp_path / "eval" / "report.json").read_text())
@@ -385,6 +388,16 @@ def test_evaluate_reproduces_the_best_checkpoint(
         assert normalizer["glob_mean"].abs().sum() > 0
     else:
         assert normalizer["count"] == 0
+    head = torch.load(ckpts[0] / "emotion_classifier.ckpt")
+    if norm_type == "global":
+        # The standardisation's statistics are the training embeddings'.
+        assert head["0.norm.num_batches_tracked"] > 0
+        assert (
+            head["0.norm.running_var"].sum()
+            != head["0.norm.running_var"].numel()
+        )
+    else:
+        assert not any(key.startswith("0.") for key in head)
     _load("evaluate").main(argv)
     again = json.loads((tmp_path / "eval" / "report.json").read_text())
     assert again == first

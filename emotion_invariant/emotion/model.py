@@ -8,6 +8,8 @@ pretraining run or a speaker model.
 
 import logging
 
+import torch
+
 from emotion_invariant.data.manifest import ManifestError
 from emotion_invariant.models.finetune import (
     freeze_lower_blocks,
@@ -19,6 +21,49 @@ from emotion_invariant.models.pretrained import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class EmbeddingNorm(torch.nn.Module):
+    """Standardise each embedding dimension before the emotion head.
+
+    A speaker model's embeddings are far from unit scale (the published
+    ECAPA's have norms in the hundreds), so a freshly initialised head on
+    them starts with huge logits and needs many steps to shrink its
+    weights; a linear probe standardises its input first. Enabled, this is
+    a batch norm without affine weights (running statistics at
+    evaluation); disabled, the identity, with no state.
+
+    Arguments
+    ---------
+    features : int
+        Embedding size (the last dimension of the input).
+    enabled : bool
+        Whether to standardise.
+
+    Example
+    -------
+    >>> norm = EmbeddingNorm(4).train()
+    >>> y = norm(100 + 50 * torch.randn(64, 1, 4))
+    >>> y.shape, bool(y.mean((0, 1)).abs().max() < 1e-4)
+    (torch.Size([64, 1, 4]), True)
+    >>> bool(norm.norm.running_mean.abs().min() > 5)  # tracked for eval
+    True
+    >>> x = torch.randn(2, 1, 4)
+    >>> torch.equal(EmbeddingNorm(4, enabled=False)(x), x)
+    True
+    """
+
+    def __init__(self, features, enabled=True):
+        super().__init__()
+        self.norm = (
+            torch.nn.BatchNorm1d(features, affine=False) if enabled else None
+        )
+
+    def forward(self, x):
+        """Standardise ``x`` ``[..., features]``; the identity if disabled."""
+        if self.norm is None:
+            return x
+        return self.norm(x.reshape(-1, x.shape[-1])).reshape(x.shape)
 
 
 def size_model(hparams, n_labels, n_speakers):
