@@ -50,6 +50,7 @@ from emotion_invariant.losses.consistency import cosine_consistency
 from emotion_invariant.scoring.conditions import condition_masks
 from emotion_invariant.scoring.metrics import eer
 from emotion_invariant.scoring.nap import apply_nap, fit_nap
+from emotion_invariant.scoring.pipeline import score_trials
 from emotion_invariant.scoring.trial_list import read_trials
 from emotion_invariant.utils import atomic_open
 
@@ -120,11 +121,7 @@ def pooled_statistics(rows, model_folder, cache):
 
 def condition_eers(emb, ids, trials):
     """EER (%) of each summary group of ``trials`` with embeddings ``emb``."""
-    unit = F.normalize(emb, dim=-1)
-    pos = {u: i for i, u in enumerate(ids)}
-    enrol = torch.tensor([pos[trials.names[i]] for i in trials.enrol])
-    test = torch.tensor([pos[trials.names[i]] for i in trials.test])
-    scores = (unit[enrol] * unit[test]).sum(-1).numpy()
+    scores = score_trials((ids, emb), trials, device="cpu")
     masks = condition_masks(trials)
     return {
         g: 100 * eer(scores[masks[g]], trials.labels[masks[g]])[0]

@@ -8,9 +8,8 @@ pretraining run or a speaker model.
 
 import logging
 
-import torch
-
 from emotion_invariant.data.manifest import ManifestError
+from emotion_invariant.losses.adversarial import BatchStandardize
 from emotion_invariant.models.finetune import (
     freeze_lower_blocks,
     resize_output,
@@ -23,7 +22,7 @@ from emotion_invariant.models.pretrained import (
 logger = logging.getLogger(__name__)
 
 
-class EmbeddingNorm(torch.nn.Module):
+class EmbeddingNorm(BatchStandardize):
     """Standardise each embedding dimension before the emotion head.
 
     A speaker model's embeddings are far from unit scale (the published
@@ -42,6 +41,7 @@ class EmbeddingNorm(torch.nn.Module):
 
     Example
     -------
+    >>> import torch
     >>> norm = EmbeddingNorm(4).train()
     >>> y = norm(100 + 50 * torch.randn(64, 1, 4))
     >>> y.shape, bool(y.mean((0, 1)).abs().max() < 1e-4)
@@ -54,16 +54,13 @@ class EmbeddingNorm(torch.nn.Module):
     """
 
     def __init__(self, features, enabled=True):
-        super().__init__()
-        self.norm = (
-            torch.nn.BatchNorm1d(features, affine=False) if enabled else None
-        )
+        super().__init__(features, running_stats=True)
+        if not enabled:
+            self.norm = None
 
     def forward(self, x):
         """Standardise ``x`` ``[..., features]``; the identity if disabled."""
-        if self.norm is None:
-            return x
-        return self.norm(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+        return x if self.norm is None else super().forward(x)
 
 
 def size_model(hparams, n_labels, n_speakers):

@@ -145,6 +145,9 @@ class BatchStandardize(torch.nn.Module):
         Size of the last dimension.
     eps : float
         Added to the variance.
+    running_stats : bool
+        Track running statistics and standardise with them in eval mode
+        (a head's input at evaluation), instead of always with the batch's.
 
     Example
     -------
@@ -154,10 +157,10 @@ class BatchStandardize(torch.nn.Module):
     (torch.Size([64, 1, 4]), True)
     """
 
-    def __init__(self, features, eps=1e-5):
+    def __init__(self, features, eps=1e-5, running_stats=False):
         super().__init__()
         self.norm = torch.nn.BatchNorm1d(
-            features, eps=eps, affine=False, track_running_stats=False
+            features, eps=eps, affine=False, track_running_stats=running_stats
         )
 
     def forward(self, x):
