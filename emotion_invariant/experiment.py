@@ -235,12 +235,12 @@ def fold_list(fold, labels):
     return list(dict.fromkeys(names))
 
 
-def start_run(argv, fold=None):
+def start_run(argv, fold=None, check=None, audio=ANNOTATIONS):
     """:func:`start` one emotion run: the speaker split or one fold.
 
     A fold's manifests are written under ``output_folder/fold_K``, the
-    hyperparameters reloaded to point at them, and the audio of every
-    split checked.
+    hyperparameters reloaded to point at them (``run_folder`` and the
+    annotation keys), and the audio of the ``audio`` manifests checked.
 
     Arguments
     ---------
@@ -248,13 +248,18 @@ def start_run(argv, fold=None):
         ``hparams_file [--overrides]`` as on the command line.
     fold : str, optional
         The fold (default: the ``fold`` key, which must not be ``all``).
+    check : callable, optional
+        As in :func:`start`.
+    audio : tuple of str
+        The annotation keys whose audio is checked (default: train, dev
+        and test).
 
     Returns
     -------
     tuple
         ``(hparams, run_opts)``.
     """
-    hparams, run_opts, base_file, overrides = start(argv, prepare_corpus)
+    hparams, run_opts, base_file, overrides = start(argv, prepare_corpus, check)
     if fold is None:
         fold = hparams["fold"]
     if fold == "all" or "," in str(fold):
@@ -267,5 +272,5 @@ def start_run(argv, fold=None):
             kwargs={"hparams": {**hparams, **run}, "fold": fold},
         )
         hparams = load_hparams(base_file, {**overrides, **run})[0]
-    check_audio(hparams, ANNOTATIONS)
+    check_audio(hparams, audio)
     return hparams, run_opts

@@ -578,3 +578,25 @@ def test_command_line_error_is_one_line(data, tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: multitask must be one of")
     assert not any("Traceback" in line for line in err)
+
+
+def test_fold_pretrains_on_the_folds_training_speakers(
+    pretrain, data, tmp_path
+):
+    """``--fold K`` pretrains on fold K's training speakers only, as the
+    emotion recipe splits them, and writes fold_K/encoder.ckpt."""
+    argv = [
+        arg
+        for arg in _argv(data, tmp_path, "--positives=random_same_speaker")
+        if not arg.startswith("--pretrain_annotation=")
+    ] + ["--fold=2", "--n_folds=3", "--debug"]
+    _, hparams, _ = pretrain.build(argv, "2")
+    manifests = tmp_path / "fold_2" / "manifests"
+    assert hparams["pretrain_annotation"] == str(manifests / "train.csv")
+    train = {r["spk_id"] for r in read_manifest(manifests / "train.csv")}
+    test = {r["spk_id"] for r in read_manifest(manifests / "test.csv")}
+    assert set(hparams["pretrain_speakers"]) == train
+    assert train and test and not train & test
+    assert pretrain.main(argv) == str(tmp_path / "fold_2" / "encoder.ckpt")
+    assert (tmp_path / "fold_2" / "encoder.ckpt").is_file()
+    assert not (tmp_path / "encoder.ckpt").exists()

@@ -65,6 +65,24 @@ def test_real_plan_names_existing_recipes_and_keys():
     for run in runs:
         if run.task == "emotion_recognition":
             assert listed in run.commands[0], run.name
+    # A fine-tuning after pretraining reads what its pretraining run
+    # writes: the same fold and seed, the file the suite waits for.
+    written = {
+        os.path.join(r.folder, r.done): r
+        for r in runs
+        if r.task == "pretraining"
+    }
+    starts = [
+        (run, arg.split("=", 1)[1])
+        for run in runs
+        if run.task == "pretraining_finetune"
+        for arg in run.commands[0]
+        if arg.startswith("--pretrained_encoder=")
+    ]
+    assert starts
+    for run, path in starts:
+        source = written[path]
+        assert (source.fold, source.seed) == (run.fold, run.seed), run.name
     for run in runs:
         for argv in run.commands:
             if argv[1] == "-m":

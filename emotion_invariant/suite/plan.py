@@ -175,7 +175,7 @@ def plan_runs(plan, corpus, data_folder, output_folder, python=None):
     ``commands`` system runs its argv lists as given. Strings may use
     ``{corpus}``, ``{data_folder}``, ``{folder}`` (the run's folder),
     ``{output_folder}``, ``{pretrained_path}``, ``{n_folds}``, ``{fold}``
-    and ``{seed}``.
+    and ``{seed}``, and so may the ``done`` file.
 
     Arguments
     ---------
@@ -248,7 +248,9 @@ def plan_runs(plan, corpus, data_folder, output_folder, python=None):
                             system=system,
                             folder=folder,
                             commands=_commands(entry, variables, python),
-                            done=entry.get("done", spec.get("done")),
+                            done=_fill(
+                                entry.get("done", spec.get("done")), variables
+                            ),
                             fold=None if fold is None else str(fold),
                             seed=None if seed is None else str(seed),
                         )

@@ -29,8 +29,10 @@ To run::
         --data_folder results/demo/corpus --output_folder results/pretrain/c \\
         --speaker_model results/sv/baseline/save
 
-``--debug`` runs two batches of two epochs; every yaml key can be
-overridden on the command line.
+``--fold K`` pretrains on the training speakers of fold K (as the emotion
+recognition recipe splits them) and writes ``fold_K/encoder.ckpt``;
+``--fold 1,2`` or ``all`` does so for each. ``--debug`` runs two batches of
+two epochs; every yaml key can be overridden on the command line.
 """
 
 import sys
@@ -47,7 +49,7 @@ from emotion_invariant.clustering.analysis import pretraining_clusters
 from emotion_invariant.data.cluster_sampler import check_settings
 from emotion_invariant.data.pretraining import pair_dataset, pretraining_rows
 from emotion_invariant.distributed import DistributedBrain
-from emotion_invariant.experiment import prepare_corpus, start
+from emotion_invariant.experiment import requested_folds, start_run
 from emotion_invariant.losses.supcon import speaker_supcon
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import resize_output
@@ -123,20 +125,24 @@ class ClusterContrastiveBrain(DistributedBrain):
         self.checkpointer.save_and_keep_only(meta={"loss": stage_loss})
 
 
-def build(argv):
+def build(argv, fold=None):
     """Parse arguments, prepare data and clusters, build the Brain.
 
     Arguments
     ---------
     argv : list of str
         ``hparams_file [--overrides]`` as on the command line.
+    fold : str, optional
+        Pretrain on this fold's training speakers (default: the ``fold``
+        key, which must name one fold here).
 
     Returns
     -------
     tuple
         ``(brain, hparams, dataset)``.
     """
-    hparams, run_opts, _, _ = start(argv, prepare_corpus, check_settings)
+    # pretraining_rows checks the audio it reads
+    hparams, run_opts = start_run(argv, fold, check_settings, audio=())
     rows = pretraining_rows(hparams)
     device = run_opts.get("device") or infer_device()
     clusters = pretraining_clusters(hparams, rows, device)
@@ -154,17 +160,19 @@ def build(argv):
 
 
 def main(argv=None):
-    """Pretrain; returns the path of the pretrained encoder."""
-    brain, hparams, data = build(list(argv or sys.argv[1:]))
-    loader = {
-        "batch_sampler": hparams["batch_sampler"],
-        "num_workers": hparams["num_workers"],
-    }
-    brain.fit(hparams["epoch_counter"], data, train_loader_kwargs=loader)
-    run_on_main(
-        save_encoder,
-        args=[hparams["embedding_model"], hparams["encoder_file"]],
-    )
+    """Pretrain once per requested fold; returns the last encoder's path."""
+    argv = list(argv or sys.argv[1:])
+    for fold in requested_folds(argv):
+        brain, hparams, data = build(argv, fold)
+        loader = {
+            "batch_sampler": hparams["batch_sampler"],
+            "num_workers": hparams["num_workers"],
+        }
+        brain.fit(hparams["epoch_counter"], data, train_loader_kwargs=loader)
+        run_on_main(
+            save_encoder,
+            args=[hparams["embedding_model"], hparams["encoder_file"]],
+        )
     return hparams["encoder_file"]
 
 
