@@ -19,9 +19,9 @@ NPROC=$(nvidia-smi -L | wc -l); NPROC=$(( NPROC < 2 ? NPROC : 2 ))
     hparams/speaker_verification/ecapa_emotion_invariant.yaml \
     --distributed_backend=nccl --device=cuda:0 --debug \
     --data_folder="$CORPUS" --output_folder="$OUT/sv"
-"$PY" -m emotion_invariant.export "$OUT/sv" "$OUT/model" --checkpoint last
+"$PY" -m emotion_invariant.models.export "$OUT/sv" "$OUT/model" --checkpoint last
 first=$(find "$CORPUS/wavs" -name '*.wav' | sort | head -2)
-"$PY" -m emotion_invariant.verify $first --model "$OUT/model" --threshold 0.5
+"$PY" -m emotion_invariant.scoring.verify $first --model "$OUT/model" --threshold 0.5
 for trials in 1000000 10000000 100000000; do
     "$PY" benchmarks/scoring.py --device cuda --trials "$trials" \
         --metric-scores "$trials" | tee "$OUT/scoring_$trials.txt"

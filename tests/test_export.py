@@ -11,7 +11,7 @@ from fake_corpora import TINY_ECAPA
 from hyperpyyaml import load_hyperpyyaml
 
 from emotion_invariant.data.manifest import read_manifest
-from emotion_invariant.export import export, main
+from emotion_invariant.models.export import export, main
 from emotion_invariant.scoring import load_embeddings
 from emotion_invariant.scoring.extract import extract_embeddings
 
@@ -113,7 +113,7 @@ def test_best_and_last_checkpoints(tmp_path):
     ``last`` the newest."""
     from speechbrain.utils.checkpoints import Checkpointer
 
-    from emotion_invariant.export import choose_checkpoint
+    from emotion_invariant.models.export import choose_checkpoint
 
     saver = Checkpointer(tmp_path / "save", {"m": torch.nn.Linear(1, 1)})
     best = saver.save_checkpoint(meta={"EER": 0.1, "UA": 0.2})

@@ -7,7 +7,7 @@ import torch
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN, Classifier
 
-from emotion_invariant.verify import main
+from emotion_invariant.scoring.verify import main
 
 MODULES = """
 compute_features: !new:speechbrain.lobes.features.Fbank

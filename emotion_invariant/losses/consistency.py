@@ -67,3 +67,42 @@ def cosine_consistency(anchor_emb, parallel_emb, mask=None):
         )
     weights = mask.to(distance.dtype)
     return (distance * weights).sum() / weights.sum().clamp(min=1.0)
+
+
+def consistency_target(kind, anchors, pretrained=None, neutral=None):
+    """What the consistency loss pulls each parallel view towards.
+
+    Arguments
+    ---------
+    kind : str
+        ``view``: the anchor as the model embeds it now (the paper);
+        ``pretrained``: the anchor as the frozen pretrained model embeds
+        it; ``neutral``: the pretrained model's mean neutral embedding of
+        the anchor's speaker.
+    anchors : torch.Tensor
+        The anchors' embeddings ``[B, 1, D]``.
+    pretrained : torch.Tensor, optional
+        The pretrained model's embeddings of the anchors (``pretrained``).
+    neutral : torch.Tensor, optional
+        Each anchor's neutral target, ``[B, 1, D]`` (``neutral``).
+
+    Returns
+    -------
+    torch.Tensor
+
+    Example
+    -------
+    >>> a, p = torch.zeros(2, 1, 3), torch.ones(2, 1, 3)
+    >>> consistency_target("pretrained", a, pretrained=p) is p
+    True
+    >>> consistency_target("view", a) is a
+    True
+    """
+    targets = {"view": anchors, "pretrained": pretrained, "neutral": neutral}
+    if kind not in targets:
+        raise ValueError(
+            f"erl_target: {kind!r}; expected view, pretrained or neutral"
+        )
+    if targets[kind] is None:
+        raise ValueError(f"erl_target: {kind} needs its embeddings")
+    return targets[kind]

@@ -40,7 +40,10 @@ from emotion_invariant.data.steps import training_steps
 from emotion_invariant.data.verification import dataio_prep
 from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.experiment import start_verification
-from emotion_invariant.losses.consistency import cosine_consistency
+from emotion_invariant.losses.consistency import (
+    consistency_target,
+    cosine_consistency,
+)
 from emotion_invariant.losses.terms import WeightedTerms
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
@@ -134,15 +137,12 @@ class SpeakerBrain(DistributedBrain):
         if hp.aam_weight > 0:
             terms["aam"] = hp.compute_cost(logits, spk, lens)
         if hp.erl_weight > 0:
-            # The view is pulled towards its anchor as embedded now, as the
-            # pretrained model embedded it, or towards the pretrained
-            # model's mean neutral embedding of the speaker.
-            if hp.erl_target == "pretrained":
-                target = pretrained
-            elif hp.erl_target == "neutral":
-                target = hp.neutral_targets.to(self.device)[spk[:n, 0]]
-            else:
-                target = embeddings[:n]
+            neutral = None
+            if hp.erl_target == "neutral":
+                neutral = hp.neutral_targets.to(self.device)[spk[:n, 0]]
+            target = consistency_target(
+                hp.erl_target, embeddings[:n], pretrained, neutral
+            )
             terms["erl"] = cosine_consistency(target, embeddings[n : 2 * n])
         if hp.distill_weight > 0:
             terms["distill"] = cosine_consistency(pretrained, embeddings[:n])

@@ -1,7 +1,7 @@
 """Is this the same speaker? Cosine scores of wav pairs with a model folder.
 
-Works on a folder written by ``python -m emotion_invariant.export`` (which
-stores the cosine threshold at the dev speakers' EER in its
+Works on a folder written by ``python -m emotion_invariant.models.export``
+(which stores the cosine threshold at the dev speakers' EER in its
 ``hyperparams.yaml``) and on SpeechBrain's published ``spkrec-ecapa-voxceleb``
 layout (no stored threshold: pass ``--threshold``). Offline: the folder's
 ``hyperparams.yaml`` builds the modules, and the parameter files are read
@@ -9,8 +9,8 @@ from the folder itself, whatever its ``pretrained_path`` says.
 
 Usage::
 
-    python -m emotion_invariant.verify ENROL.wav TEST.wav --model FOLDER
-    python -m emotion_invariant.verify --pairs PAIRS.txt --model FOLDER
+    python -m emotion_invariant.scoring.verify ENROL.wav TEST.wav --model FOLDER
+    python -m emotion_invariant.scoring.verify --pairs PAIRS.txt --model FOLDER
 
 Each output line is ``enrol test score decision`` (``same`` when the score
 is at least the threshold, else ``different``).
@@ -173,7 +173,7 @@ def verify(pairs, model, threshold=None, device="cpu"):
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m emotion_invariant.verify",
+        prog="python -m emotion_invariant.scoring.verify",
         description="Cosine score and same/different decision of wav pairs.",
     )
     parser.add_argument("enrol", nargs="?", help="enrolment wav")

@@ -22,12 +22,12 @@ a run of ``recipes/emotion_recognition`` one that
 
 A speaker model also stores, in ``hyperparams.yaml``, the cosine threshold
 at the dev speakers' EER (``threshold``), which
-``python -m emotion_invariant.verify`` decides with. The folder is written
-next to ``OUT`` under a temporary name, then renamed.
+``python -m emotion_invariant.scoring.verify`` decides with. The folder is
+written next to ``OUT`` under a temporary name, then renamed.
 
 Usage::
 
-    python -m emotion_invariant.export RUN_FOLDER OUT_FOLDER \\
+    python -m emotion_invariant.models.export RUN_FOLDER OUT_FOLDER \\
         [--checkpoint best|last|CKPT_FOLDER]
 """
 
@@ -153,7 +153,7 @@ def choose_checkpoint(run_folder, checkpoint, task):
     ... # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    emotion_invariant.export.ExportError: .../save: no checkpoint to export
+    emotion_invariant.models.export.ExportError: .../save: no checkpoint...
     """
     if checkpoint not in ("best", "last"):
         path = pathlib.Path(checkpoint)
@@ -245,15 +245,16 @@ def hyperparams_text(cfg, task, n_classes, global_norm, threshold=None):
     else:
         head[-1]["out_features"] = n_classes
     parts = [
-        "# Exported by python -m emotion_invariant.export: SpeechBrain's\n"
-        "# published layout. Every file is fetched from the folder passed\n"
-        "# as `source` to from_hparams (no pretrained_path, no hub).\n",
+        "# Exported by python -m emotion_invariant.models.export:\n"
+        "# SpeechBrain's published layout. Every file is fetched from the\n"
+        "# folder passed"
+        " as `source` to from_hparams (no pretrained_path, no hub).\n",
         _yaml_text({"sample_rate": cfg.get("sample_rate", 16000)}),
     ]
     if threshold is not None:
         parts.append(
             "# Cosine threshold at the dev speakers' EER (used by\n"
-            "# python -m emotion_invariant.verify).\n"
+            "# python -m emotion_invariant.scoring.verify).\n"
             + _yaml_text({"threshold": round(float(threshold), 6)})
         )
     for name in ("compute_features", "mean_var_norm", "embedding_model"):
@@ -333,8 +334,8 @@ def model_card(run_folder, cfg, task, ckpt, threshold):
         + " model",
         "",
         f"Exported from `{run.name}` (checkpoint `{ckpt.name}`) by "
-        "`python -m emotion_invariant.export`. Load it with SpeechBrain, "
-        "offline:",
+        "`python -m emotion_invariant.models.export`. Load it with "
+        "SpeechBrain, offline:",
         "",
         "```python",
         f"from {spec['interface'].rsplit('.', 1)[0]} import "
@@ -459,7 +460,7 @@ def export(run_folder, out_folder, checkpoint="best"):
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m emotion_invariant.export",
+        prog="python -m emotion_invariant.models.export",
         description="Export a trained run as a SpeechBrain model folder.",
     )
     parser.add_argument("run_folder", help="the run's output folder")
