@@ -8,13 +8,14 @@ base with a ``base:`` key and lists plain ``key: value`` overrides::
     copypaste_prob: 1.0
     erl_weight: 1.0
 
-A full file can take shared keys and objects from another full file
-with an ``include:`` line, which stands for that file's text: the
-emotion recipes' encoder and features are written once, in the file that
-the emotion recognition base and the pretraining both include::
+A full file can take shared keys and objects from other full files
+with one ``include:`` line, which stands for those files' text: the
+emotion recipes' corpus folds, encoder and features are written once, in
+the files that the emotion recognition base and the pretraining both
+include::
 
     __set_seed: !apply:speechbrain.utils.seed_everything [!ref <seed>]
-    include: encoder.yaml
+    include: [folds.yaml, encoder.yaml]
     emo_hidden: 128
 
 A key is written once: an included key written again is an error (YAML's
@@ -247,7 +248,21 @@ def resolve_hparams(path, overrides=None):
             text = f.read()
 
 
-_INCLUDE = re.compile(r"^include: *(\S+) *$", flags=re.M)
+_INCLUDE = re.compile(r"^include: *(\S.*?) *$", flags=re.M)
+
+
+def included_files(value):
+    """The files an ``include:`` value names: one, or a yaml list.
+
+    Example
+    -------
+    >>> included_files("encoder.yaml")
+    ['encoder.yaml']
+    >>> included_files("[folds.yaml, encoder.yaml]")
+    ['folds.yaml', 'encoder.yaml']
+    """
+    names = ruamel.yaml.YAML(typ="safe").load(value)
+    return [names] if isinstance(names, str) else [str(n) for n in names]
 
 
 def compose_hparams(path, chain=()):
@@ -283,12 +298,15 @@ def compose_hparams(path, chain=()):
         text = f.read()
 
     def include(match):
-        part = os.path.join(os.path.dirname(path), match.group(1))
-        if not os.path.isfile(part):
-            raise HparamsError(
-                f"{path}: its included file {part} does not exist"
-            )
-        return compose_hparams(part, (*chain, path)).rstrip("\n")
+        texts = []
+        for name in included_files(match.group(1)):
+            part = os.path.join(os.path.dirname(path), name)
+            if not os.path.isfile(part):
+                raise HparamsError(
+                    f"{path}: its included file {part} does not exist"
+                )
+            texts.append(compose_hparams(part, (*chain, path)).rstrip("\n"))
+        return "\n".join(texts)
 
     return _INCLUDE.sub(include, text)
 

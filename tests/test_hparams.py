@@ -8,6 +8,7 @@ import pytest
 from emotion_invariant.hparams import (
     HparamsError,
     compose_hparams,
+    included_files,
     load_hparams,
     resolve_hparams,
 )
@@ -49,6 +50,10 @@ def test_include_stands_for_the_file_and_keys_stay_overridable(tmp_path):
     _write(tmp_path, "loop.yaml", "include: loop.yaml\n")
     with pytest.raises(HparamsError, match="cycle"):
         compose_hparams(str(tmp_path / "loop.yaml"))
+    # One line may name several files, each standing for its text.
+    _write(tmp_path, "other.yaml", "m: !ref <n>\n")
+    both = _write(tmp_path, "both.yaml", "include: [part.yaml, other.yaml]\n")
+    assert load_hparams(both, "n: 4")[0]["m"] == 4
     _write(tmp_path, "lost.yaml", "include: absent.yaml\n")
     with pytest.raises(HparamsError, match="absent.yaml does not exist"):
         compose_hparams(str(tmp_path / "lost.yaml"))
@@ -114,7 +119,8 @@ def test_repository_variants_are_overrides_of_one_base():
         parts = set()  # files that others include
         for name in names:
             with open(os.path.join(root, task, name), encoding="utf-8") as f:
-                parts.update(re.findall(r"^include: *(\S+)", f.read(), re.M))
+                for value in re.findall(r"^include: *(.+)$", f.read(), re.M):
+                    parts.update(included_files(value))
         for name in names:
             path = os.path.join(root, task, name)
             if name in parts:
