@@ -349,6 +349,36 @@ def test_compare_over_seeds(tmp_path, capsys):
     assert "no summary report" in capsys.readouterr().err
 
 
+def test_compare_pools_runs_of_one_fold_each(tmp_path, capsys):
+    """The suite's per-fold runs: each folder is one fold of one seed; the
+    table pools them (mean and spread over all runs)."""
+    compare = _load("compare")
+    base = [
+        _summary(tmp_path / f"b{f}", "folds", [f], ua, 0.9)
+        for f, ua in (("1", 0.50), ("2", 0.70))
+    ]
+    pre = [
+        _summary(tmp_path / f"p{f}", "folds", [f], ua, 0.8)
+        for f, ua in (("1", 0.60), ("2", 0.70))
+    ]
+    out = tmp_path / "cmp.md"
+    args = ["none=" + ",".join(base), "pre=" + ",".join(pre)]
+    assert compare.main([*args, "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "folds 1, 2, one run per fold" in text
+    rows = {line.split(" | ")[0]: line for line in text.splitlines()}
+    # none: (50 + 70) / 2 = 60.0, sample std 14.1; pre: 65.0 ± 7.1, +5.0.
+    assert "| 2 | 60.0 ± 14.1 |" in rows["| none"]
+    assert "| 2 | 65.0 ± 7.1 (+5.0) |" in rows["| pre"]
+    # Folds that differ between systems are refused.
+    assert compare.main(["none=" + ",".join(base), f"pre={pre[0]}"]) == 1
+    assert "not evaluated on the same folds" in capsys.readouterr().err
+    # Several folds in one run next to runs of one fold: not one system.
+    both = _summary(tmp_path / "both", "folds", "12", 0.5, 0.5)
+    assert compare.main([f"x={both},{base[0]}"]) == 1
+    assert "not over the same folds" in capsys.readouterr().err
+
+
 def test_fold_all_runs_every_fold(recipe, tiny_corpus, tmp_path):
     argv = _argv("ser_baseline.yaml", tiny_corpus, tmp_path, "--n_folds=3")
     assert requested_folds(argv) == [None]

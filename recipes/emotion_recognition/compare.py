@@ -5,9 +5,11 @@ Each system is ``NAME=RUN[,RUN...]``: output folders of ``train.py`` (one
 per seed), each holding the summary ``report.json`` (over the speaker split
 or over folds). A seed's score is its mean over folds; the table shows the
 mean and standard deviation of those over seeds, and every system's change
-against the first one in percentage points. The speaker probe's accuracy
-sits beside its chance level: the lower above chance, the less speaker
-identity the emotion embedding carries.
+against the first one in percentage points. Runs of one fold each (``--fold
+K``, one folder per fold and seed, as the real-speech suite writes them)
+are pooled instead: mean and standard deviation over all of them. The
+speaker probe's accuracy sits beside its chance level: the lower above
+chance, the less speaker identity the emotion embedding carries.
 
 Example::
 
@@ -35,6 +37,30 @@ def _folds(report):
     return report["mode"], tuple(report["runs"])
 
 
+def _per_fold(reports):
+    """Whether each run is one fold (and together they cover several)."""
+    return len({_folds(r) for r in reports}) > 1 and all(
+        r["mode"] == "folds" and len(r["runs"]) == 1 for r in reports
+    )
+
+
+def coverage(reports):
+    """The mode and folds a system's runs are evaluated on.
+
+    Example
+    -------
+    >>> one = {"mode": "folds", "runs": {"1": {}}}
+    >>> two = {"mode": "folds", "runs": {"2": {}}}
+    >>> coverage([one, two, one])
+    ('folds', ('1', '2'))
+    >>> coverage([{"mode": "split", "runs": {"split": {}}}])
+    ('split', ('split',))
+    """
+    if _per_fold(reports):
+        return "folds", tuple(sorted({f for r in reports for f in r["runs"]}))
+    return _folds(reports[0])
+
+
 def _check_summary(path, report):
     if "summary" not in report:
         raise ValueError(f"{path} is not a summary of train.py")
@@ -55,7 +81,7 @@ def load_system(spec):
         spec, what="summary report", check=_check_summary
     )
     modes = {_folds(r) for r in reports}
-    if len(modes) > 1:
+    if len(modes) > 1 and not _per_fold(reports):
         raise ValueError(
             f"{name}: its runs are not over the same folds: {sorted(modes)}"
         )
@@ -97,7 +123,7 @@ def compare(specs):
     str
     """
     systems = [load_system(spec) for spec in specs]
-    folds = {name: _folds(reports[0]) for name, reports in systems}
+    folds = {name: coverage(reports) for name, reports in systems}
     if len(set(folds.values())) > 1:
         raise ValueError(
             "the systems are not evaluated on the same folds: "
@@ -107,14 +133,19 @@ def compare(specs):
         )
     summaries = [(name, summarize(reports)) for name, reports in systems]
     ref_name, reference = summaries[0]
-    mode = systems[0][1][0]["mode"]
-    n_runs = len(systems[0][1][0]["runs"])
+    mode, covered = folds[ref_name]
+    if _per_fold(systems[0][1]):
+        scope, unit = f"folds {', '.join(covered)}, one run per fold", "runs"
+        spread = "runs (folds and seeds)"
+    else:
+        scope, unit = f"{mode}, {len(covered)} run(s) per seed", "seeds"
+        spread = "seeds"
     lines = [
-        f"Speaker-independent emotion recognition ({mode}, {n_runs} run(s) "
-        "per seed): % , mean ± std over seeds; in brackets the change "
-        f"against {ref_name} in points.",
+        f"Speaker-independent emotion recognition ({scope}): % , mean ± "
+        f"std over {spread}; in brackets the change against {ref_name} in "
+        "points.",
         "",
-        "| system | seeds | " + " | ".join(n for _, n in COLUMNS) + " |",
+        f"| system | {unit} | " + " | ".join(n for _, n in COLUMNS) + " |",
         "|---|---:|" + "---:|" * len(COLUMNS),
     ]
     for (name, summary), (_, reports) in zip(summaries, systems):
