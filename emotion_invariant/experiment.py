@@ -39,6 +39,40 @@ FOLD_FILES = {
 }
 
 
+def check_override_values(argv):
+    """Refuse a command-line value holding ``=``.
+
+    SpeechBrain's parser joins the overrides with ``=`` and splits them
+    again, so ``--output_folder=runs/lr=2`` would silently become the
+    folder ``runs/lr 2``. Such a value is an error naming its key.
+
+    Example
+    -------
+    >>> check_override_values(["h.yaml", "--lr=0.1", "--device", "cpu"])
+    >>> check_override_values(["h.yaml", "--output_folder", "a=b"])
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: --output_folder: 'a=b' holds '=', which SpeechBrain's ...
+    """
+    key = None
+    for arg in argv[1:]:
+        if arg.startswith("--"):
+            key, _, value = arg.partition("=")
+            if not value:
+                continue
+        elif key is None:
+            continue
+        else:
+            value = arg
+        if "=" in value:
+            raise ValueError(
+                f"{key}: {value!r} holds '=', which SpeechBrain's "
+                "command-line parser turns into a space; rename it"
+            )
+        key = None
+
+
 def start(argv, prepare_data=None, check=None):
     """Parse arguments, load hyperparameters, create the experiment folder.
 
@@ -61,6 +95,7 @@ def start(argv, prepare_data=None, check=None):
         can load the same file again with more of them.
 
     """
+    check_override_values(argv)
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     hparams, base_file, overrides_yaml = load_hparams(hparams_file, overrides)
     _, overrides = resolve_hparams(hparams_file, overrides)

@@ -187,6 +187,22 @@ def test_non_numeric_override_fails_before_anything_runs(tmp_path):
     assert not out.exists()
 
 
+def test_value_with_equals_sign_is_refused_not_mangled(tmp_path):
+    """SpeechBrain's parser would turn 'lr=2' into 'lr 2' and write the run
+    into another folder; the recipe refuses it instead."""
+    out = tmp_path / "runs" / "lr=2"
+    for argv in (
+        _sv_argv(tmp_path, out),
+        [a for a in _sv_argv(tmp_path, tmp_path) if "output_folder" not in a]
+        + ["--output_folder", str(out)],
+    ):
+        rc, err = _cli(SV_TRAIN, argv)
+        assert rc == 1
+        assert _error_line(err).startswith("error: --output_folder: ")
+        assert "holds '='" in _error_line(err)
+    assert not (tmp_path / "runs").exists()
+
+
 # -- audio --
 
 
