@@ -247,8 +247,8 @@ def hyperparams_text(cfg, task, n_classes, global_norm, threshold=None):
     parts = [
         "# Exported by python -m emotion_invariant.models.export:\n"
         "# SpeechBrain's published layout. Every file is fetched from the\n"
-        "# folder passed"
-        " as `source` to from_hparams (no pretrained_path, no hub).\n",
+        "# folder passed as `source` to from_hparams (no pretrained_path,\n"
+        "# no hub).\n",
         _yaml_text({"sample_rate": cfg.get("sample_rate", 16000)}),
     ]
     if threshold is not None:
