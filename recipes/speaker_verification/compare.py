@@ -5,7 +5,13 @@ Each system is ``NAME=RUN[,RUN...]``: output folders of ``train.py`` (one
 per seed or fold), each holding ``eval/report.json``. The first system is the
 reference: every other row shows its relative EER change against it. Prints
 and writes (``--out``) markdown tables of EER and minDCF, mean and standard
-deviation over runs, plus the reference's N-E / N-N EER ratio.
+deviation over runs, plus the reference's N-E / N-N EER ratio. Where every
+run's trial list can be read and each run has a reference run scored on the
+same trials (the same fold), a paired table follows: the EER difference
+against the reference run on the same trials, mean and standard deviation
+over the system's runs, and in how many runs it is lower. Paired
+differences leave out the spread between folds, which on a few-speaker
+corpus is larger than the differences between systems.
 
 Example::
 
@@ -14,6 +20,7 @@ Example::
         emotion-invariant=results/ei/1,results/ei/2
 """
 
+import hashlib
 import os
 import statistics
 import sys
@@ -74,6 +81,108 @@ def table(systems, metric, scale, digits, relative):
     return "\n".join(lines)
 
 
+def trials_key(report, run):
+    """The content hash of the trial list a report was scored on.
+
+    Arguments
+    ---------
+    report : dict
+        An evaluation report (``eval/report.json``).
+    run : str
+        The run folder, for the error.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> trials_key({}, "results/sv/1")
+    Traceback (most recent call last):
+    ...
+    ValueError: results/sv/1: the report names no trial list
+    """
+    path = report.get("trials")
+    if not path:
+        raise ValueError(f"{run}: the report names no trial list")
+    if not os.path.isfile(path):
+        raise ValueError(f"{run}: trial list {path} not found")
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def paired_table(systems, runs):
+    """EER differences against the reference run on the same trials.
+
+    Arguments
+    ---------
+    systems : list of (str, list of dict)
+        Each system's name and reports; the first is the reference.
+    runs : list of list of str
+        Each system's run folders, in report order.
+
+    Returns
+    -------
+    str
+        A markdown table, one row per system after the reference: each
+        cell is the mean ± std over the system's runs of (its EER minus the
+        reference's on the same trials), in points, and the number of runs
+        where it is lower.
+
+    Raises
+    ------
+    ValueError
+        When a trial list cannot be read, or a run has no reference run on
+        the same trials.
+    """
+    (ref_name, ref_reports), *others = systems
+    by_trials = {}
+    for report, run in zip(ref_reports, runs[0]):
+        by_trials.setdefault(trials_key(report, run), report)
+    conds = [
+        c
+        for c in ("all", *CONDITIONS)
+        if all(
+            c == "all" or c in r["conditions"]
+            for _, reps in systems
+            for r in reps
+        )
+    ]
+    lines = [
+        "| system | runs | " + " | ".join(conds) + " |",
+        "|---|---:|" + "---:|" * len(conds),
+    ]
+    for (name, reports), folders in zip(others, runs[1:]):
+        pairs = []
+        for report, run in zip(reports, folders):
+            ref = by_trials.get(trials_key(report, run))
+            if ref is None:
+                raise ValueError(
+                    f"{run}: no {ref_name} run scored on the same trials"
+                )
+            pairs.append((report, ref))
+        cells = []
+        for cond in conds:
+            diffs = [
+                100 * (_eer(report, cond) - _eer(ref, cond))
+                for report, ref in pairs
+            ]
+            spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
+            lower = sum(d < 0 for d in diffs)
+            cells.append(
+                f"{statistics.fmean(diffs):+.2f} ± {spread:.2f} "
+                f"({lower}/{len(diffs)})"
+            )
+        lines.append(f"| {name} | {len(pairs)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _eer(report, cond):
+    return (report["overall"] if cond == "all" else report["conditions"][cond])[
+        "eer"
+    ]
+
+
 def compare(specs):
     """The comparison as markdown text."""
     report = os.path.join("eval", "report.json")
@@ -93,6 +202,21 @@ def compare(specs):
     if ref.get("N-N", (0,))[0] > 0 and "N-E" in ref:
         ratio = ref["N-E"][0] / ref["N-N"][0]
         text += ["", f"{ref_name}: N-E EER / N-N EER = {ratio:.2f}"]
+    if len(systems) > 1:
+        runs = [spec.partition("=")[2].split(",") for spec in specs]
+        try:
+            paired = paired_table(systems, runs)
+        except ValueError as err:
+            text += ["", f"No paired table: {err}."]
+        else:
+            text += [
+                "",
+                "Paired on the same trials: EER difference against "
+                f"{ref_name} (points), mean ± std over runs; in brackets "
+                f"the runs where the system is lower than {ref_name}.",
+                "",
+                paired,
+            ]
     return "\n".join(text) + "\n"
 
 
