@@ -97,3 +97,32 @@ def test_unpaired_runs_are_named(tmp_path, capsys):
         f"No paired table: {other}: no ref run scored on the same trials."
         in (text)
     )
+
+
+def test_seeds_on_the_same_trials_pair_in_order(tmp_path, capsys):
+    trials = tmp_path / "t.txt"
+    trials.write_text("1 a b\n")
+    ref = [
+        _scored(tmp_path / f"r{seed}", trials, {"N-E": e})
+        for seed, e in ((1, 0.20), (2, 0.10))
+    ]
+    new = [
+        _scored(tmp_path / f"n{seed}", trials, {"N-E": e})
+        for seed, e in ((1, 0.19), (2, 0.09))
+    ]
+    assert (
+        _compare().main(["ref=" + ",".join(ref), "new=" + ",".join(new)]) == 0
+    )
+    paired = capsys.readouterr().out.split("Paired on the same trials")[1]
+    # Seed k against seed k: -1 point both times, never -11 or +9.
+    assert "| new | 2 | +0.00 ± 0.00 (0/2) | -1.00 ± 0.00 (2/2) |" in paired
+    extra = _scored(tmp_path / "n3", trials, {"N-E": 0.1})
+    assert (
+        _compare().main(
+            ["ref=" + ",".join(ref), f"new={new[0]},{new[1]},{extra}"]
+        )
+        == 0
+    )
+    assert (
+        "has more runs on these trials than ref (2)" in capsys.readouterr().out
+    )

@@ -119,7 +119,9 @@ def paired_table(systems, runs):
     systems : list of (str, list of dict)
         Each system's name and reports; the first is the reference.
     runs : list of list of str
-        Each system's run folders, in report order.
+        Each system's run folders, in report order. A run pairs with the
+        reference's run on the same trials; where the reference has several
+        (seeds of one fold), the k-th run on those trials with the k-th.
 
     Returns
     -------
@@ -138,7 +140,7 @@ def paired_table(systems, runs):
     (ref_name, ref_reports), *others = systems
     by_trials = {}
     for report, run in zip(ref_reports, runs[0]):
-        by_trials.setdefault(trials_key(report, run), report)
+        by_trials.setdefault(trials_key(report, run), []).append(report)
     conds = [
         c
         for c in ("all", *CONDITIONS)
@@ -153,14 +155,23 @@ def paired_table(systems, runs):
         "|---|---:|" + "---:|" * len(conds),
     ]
     for (name, reports), folders in zip(others, runs[1:]):
-        pairs = []
+        pairs, seen = [], {}
         for report, run in zip(reports, folders):
-            ref = by_trials.get(trials_key(report, run))
-            if ref is None:
+            key = trials_key(report, run)
+            refs = by_trials.get(key, [])
+            if not refs:
                 raise ValueError(
                     f"{run}: no {ref_name} run scored on the same trials"
                 )
-            pairs.append((report, ref))
+            # One reference run on these trials (zero-shot): every run pairs
+            # with it; several (seeds): the k-th with the k-th, in order.
+            k = seen[key] = seen.get(key, -1) + 1
+            if len(refs) > 1 and k >= len(refs):
+                raise ValueError(
+                    f"{run}: {name} has more runs on these trials than "
+                    f"{ref_name} ({len(refs)}); give them in the same order"
+                )
+            pairs.append((report, refs[k if len(refs) > 1 else 0]))
         cells = []
         for cond in conds:
             diffs = [
