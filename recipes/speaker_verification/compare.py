@@ -180,10 +180,9 @@ def paired_table(systems, runs):
             ]
             spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
             lower = sum(d < 0 for d in diffs)
-            cells.append(
-                f"{statistics.fmean(diffs):+.2f} ± {spread:.2f} "
-                f"({lower}/{len(diffs)})"
-            )
+            # Adding 0.0 turns a -0.0 rounding into +0.00.
+            mean = round(statistics.fmean(diffs), 2) + 0.0
+            cells.append(f"{mean:+.2f} ± {spread:.2f} ({lower}/{len(diffs)})")
         lines.append(f"| {name} | {len(pairs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
