@@ -50,10 +50,7 @@ def summarize(reports, metric):
         c for c in CONDITIONS if all(c in r["conditions"] for r in reports)
     ]
     for cond in ["all", *names]:
-        values = [
-            (r["overall"] if cond == "all" else r["conditions"][cond])[metric]
-            for r in reports
-        ]
+        values = [_value(r, cond, metric) for r in reports]
         spread = statistics.stdev(values) if len(values) > 1 else 0.0
         out[cond] = (statistics.fmean(values), spread)
     return out
@@ -175,7 +172,7 @@ def paired_table(systems, runs):
         cells = []
         for cond in conds:
             diffs = [
-                100 * (_eer(report, cond) - _eer(ref, cond))
+                100 * (_value(report, cond, "eer") - _value(ref, cond, "eer"))
                 for report, ref in pairs
             ]
             spread = statistics.stdev(diffs) if len(diffs) > 1 else 0.0
@@ -187,9 +184,10 @@ def paired_table(systems, runs):
     return "\n".join(lines)
 
 
-def _eer(report, cond):
+def _value(report, cond, metric):
+    """A report's ``metric`` for ``cond`` ("all": the overall figure)."""
     return (report["overall"] if cond == "all" else report["conditions"][cond])[
-        "eer"
+        metric
     ]
 
 
