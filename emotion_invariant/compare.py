@@ -16,6 +16,24 @@ import sys
 from emotion_invariant.utils import atomic_open
 
 
+def parse_spec(spec):
+    """``NAME=RUN[,RUN...]`` -> ``(name, [run, ...])``.
+
+    Example
+    -------
+    >>> parse_spec("ei=results/1,results/2")
+    ('ei', ['results/1', 'results/2'])
+    >>> parse_spec("baseline")
+    Traceback (most recent call last):
+    ...
+    ValueError: expected NAME=RUN[,RUN...], got 'baseline'
+    """
+    name, sep, runs = spec.partition("=")
+    if not sep or not name or not runs:
+        raise ValueError(f"expected NAME=RUN[,RUN...], got {spec!r}")
+    return name, runs.split(",")
+
+
 def load_system(spec, report="report.json", what="report", check=None):
     """``NAME=RUN[,RUN...]`` -> ``(name, reports)``.
 
@@ -43,11 +61,9 @@ def load_system(spec, report="report.json", what="report", check=None):
     ...
     ValueError: expected NAME=RUN[,RUN...], got 'baseline'
     """
-    name, sep, runs = spec.partition("=")
-    if not sep or not name or not runs:
-        raise ValueError(f"expected NAME=RUN[,RUN...], got {spec!r}")
+    name, runs = parse_spec(spec)
     reports = []
-    for run in runs.split(","):
+    for run in runs:
         path = os.path.join(run, report)
         if not os.path.isfile(path):
             raise ValueError(f"{name}: no {what} at {path}")

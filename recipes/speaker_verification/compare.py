@@ -25,7 +25,7 @@ import os
 import statistics
 import sys
 
-from emotion_invariant.compare import load_system
+from emotion_invariant.compare import load_system, parse_spec
 from emotion_invariant.compare import main as compare_main
 
 CONDITIONS = (
@@ -211,7 +211,7 @@ def compare(specs):
         ratio = ref["N-E"][0] / ref["N-N"][0]
         text += ["", f"{ref_name}: N-E EER / N-N EER = {ratio:.2f}"]
     if len(systems) > 1:
-        runs = [spec.partition("=")[2].split(",") for spec in specs]
+        runs = [parse_spec(spec)[1] for spec in specs]
         try:
             paired = paired_table(systems, runs)
         except ValueError as err:
