@@ -185,6 +185,7 @@ def check_audio(hparams, keys):
             hparams["data_folder"],
             hparams["min_duration"],
             hparams["skip_bad"],
+            cache=hparams.get("audio_cache"),
         )
 
 

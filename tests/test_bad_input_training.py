@@ -5,6 +5,7 @@ never a late traceback or a silently wrong run."""
 import contextlib
 import csv
 import importlib.util
+import json
 import logging
 import os
 import shutil
@@ -259,6 +260,30 @@ def test_silent_wav_is_counted(corpus, tmp_path):
         recipe.build(_sv_argv(corpus, tmp_path / "run"))
     assert "1 of 24 utterance(s) are silent" in text[0]
     assert f"ID {uid}" in text[0]
+
+
+@pytest.mark.parametrize("recipe", ["sv", "ser"])
+def test_audio_cache_is_kept_between_runs(recipe, tiny_corpus, tmp_path):
+    """``--audio_cache``: the first run stores every file it checked, a
+    second run on the same corpus reads none of them again."""
+    cache = tmp_path / "cache"
+    script, argv = (
+        (SV_TRAIN, _sv_argv) if recipe == "sv" else (SER_TRAIN, _ser_argv)
+    )
+    module = _load(script, f"{recipe}_cache")
+    module.build(argv(tiny_corpus, tmp_path / "one", f"--audio_cache={cache}"))
+    (stored,) = cache.iterdir()
+    files = json.loads(stored.read_text())["files"]
+    assert len(files) == len(list(tiny_corpus.rglob("*.wav")))
+    audio_check = sys.modules["emotion_invariant.data.audio_check"]
+    read = audio_check.soundfile.read
+    try:
+        audio_check.soundfile.read = None  # any read now fails
+        module.build(
+            argv(tiny_corpus, tmp_path / "two", f"--audio_cache={cache}")
+        )
+    finally:
+        audio_check.soundfile.read = read
 
 
 def test_skip_bad_drops_bad_rows_and_their_trials(corpus, tmp_path):

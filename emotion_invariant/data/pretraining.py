@@ -69,6 +69,7 @@ of the held-out ...
         hparams["data_folder"],
         hparams["min_duration"],
         hparams["skip_bad"],
+        cache=hparams.get("audio_cache"),
     )
     rows = read_manifest(source, allow_empty_emo=True)
     held = hparams["held_out_annotation"]
