@@ -1,5 +1,6 @@
 """Smoke runs and fold logic of the speech emotion recognition recipe."""
 
+import copy
 import csv
 import doctest
 import importlib.util
@@ -600,12 +601,16 @@ def test_resume_after_interrupted_epoch(
             torch.testing.assert_close(a[name][key], b[name][key], msg=key)
 
 
+@pytest.mark.parametrize(
+    "yaml", ["ser_ecapa_voxceleb.yaml", "ser_ecapa_voxceleb_adversarial.yaml"]
+)
 def test_encoder_from_a_speaker_model_keeps_frozen_blocks(
-    recipe, tiny_corpus, tmp_path
+    recipe, tiny_corpus, tmp_path, yaml
 ):
     """``pretrained_encoder`` on a published-layout folder starts the
     encoder from it; ``freeze_blocks`` stages and (``freeze_bn``) every
-    batch norm keep their weights and statistics while the rest trains."""
+    batch norm keep their weights and statistics while the rest trains;
+    with the adversarial preset the speaker head trains beside it."""
     from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
     speaker = tmp_path / "speaker_model"
@@ -620,7 +625,7 @@ def test_encoder_from_a_speaker_model_keeps_frozen_blocks(
     torch.save(source.state_dict(), speaker / "embedding_model.ckpt")
     out = tmp_path / "run"
     argv = _argv(
-        "ser_ecapa_voxceleb.yaml",
+        yaml,
         tiny_corpus,
         out,
         "--debug",
@@ -629,6 +634,7 @@ def test_encoder_from_a_speaker_model_keeps_frozen_blocks(
         "--lr=0.01",
     )
     brain, hparams, datasets = recipe.build(argv)
+    head = copy.deepcopy(hparams["adversary"].state_dict())
     brain.fit(
         hparams["epoch_counter"],
         datasets["train"],
@@ -650,3 +656,10 @@ def test_encoder_from_a_speaker_model_keeps_frozen_blocks(
         and not torch.equal(trained[name], value)
     ]
     assert moved, "the upper stages did not train"
+    adversary = hparams["adversary"].state_dict()
+    head_moved = any(
+        not torch.equal(adversary[k], head[k])
+        for k in head
+        if "running" not in k
+    )
+    assert head_moved == (yaml == "ser_ecapa_voxceleb_adversarial.yaml")
