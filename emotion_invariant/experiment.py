@@ -27,6 +27,7 @@ from emotion_invariant.hparams import (
     resolve_hparams,
     save_hparams,
 )
+from emotion_invariant.utils import keep_freed_memory
 
 #: The annotation keys of the train, dev and test manifests.
 ANNOTATIONS = tuple(f"{key}_annotation" for key in ROLES.values())
@@ -96,6 +97,7 @@ def start(argv, prepare_data=None, check=None):
 
     """
     check_override_values(argv)
+    keep_freed_memory()
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
     hparams, base_file, overrides_yaml = load_hparams(hparams_file, overrides)
     _, overrides = resolve_hparams(hparams_file, overrides)

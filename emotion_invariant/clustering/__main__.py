@@ -4,6 +4,8 @@
 import sys
 
 from emotion_invariant.clustering.analysis import main
+from emotion_invariant.utils import keep_freed_memory
 
 if __name__ == "__main__":
+    keep_freed_memory()
     sys.exit(main())
