@@ -14,6 +14,7 @@ corpus, by any run, reads only the files that are new or changed; of the
 others it looks up the size and time alone.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -83,12 +84,12 @@ class AudioCache:
     -------
     >>> import tempfile
     >>> cache = AudioCache(tempfile.mkdtemp(), "/corpus")
-    >>> stat = os.stat(__file__)
-    >>> cache.get(__file__, 0, None, stat) is None
+    >>> key, stat = cache.key(__file__, 0, None), os.stat(__file__)
+    >>> cache.get(key, stat) is None
     True
-    >>> cache.put(__file__, 0, None, stat, (16000, 16000, 0.5))
+    >>> cache.put(key, stat, (16000, 16000, 0.5))
     >>> cache.save()
-    >>> AudioCache(cache.folder, "/corpus").get(__file__, 0, None, stat)
+    >>> AudioCache(cache.folder, "/corpus").get(key, stat)
     (16000, 16000, 0.5)
     """
 
@@ -112,20 +113,21 @@ class AudioCache:
             pass  # absent or unreadable: every file is read
 
     @staticmethod
-    def _key(path, start, stop):
+    def key(path, start, stop):
+        """What a file's segment is stored under."""
         return f"{os.path.realpath(path)}|{start}|{stop}"
 
-    def get(self, path, start, stop, stat):
+    def get(self, key, stat):
         """The stored ``(frames, sample rate, peak)``, or None when the
-        file is not stored or has changed since."""
-        entry = self.entries.get(self._key(path, start, stop))
+        file is not stored or has changed since (``stat``: its
+        ``os.stat``)."""
+        entry = self.entries.get(key)
         if entry is None or entry[:2] != [stat.st_size, stat.st_mtime_ns]:
             return None
         return tuple(entry[2:])
 
-    def put(self, path, start, stop, stat, found):
+    def put(self, key, stat, found):
         """Store what a file passed with (see :meth:`get`)."""
-        key = self._key(path, start, stop)
         self.entries[key] = [stat.st_size, stat.st_mtime_ns, *found]
         self.changed = True
 
@@ -151,15 +153,17 @@ def _problem(row, where, data_root, min_duration, cache=None):
     path = resolve_wav(row["wav"], data_root)
     start, stop = _bounds(row)
     stat = found = None
-    if cache is not None and os.path.isfile(path):
-        stat = os.stat(path)
-        found = cache.get(path, start, stop, stat)
+    if cache is not None:
+        key = cache.key(path, start, stop)
+        with contextlib.suppress(OSError):  # missing: _inspect says so
+            stat = os.stat(path)
+            found = cache.get(key, stat)
     if found is None:
         found = _inspect(path, where, start, stop)
         if isinstance(found, str):
             return found, False
         if stat is not None:
-            cache.put(path, start, stop, stat, found)
+            cache.put(key, stat, found)
     frames, rate, peak = found
     end = frames if stop is None else min(stop, frames)
     seconds = (end - start) / rate
