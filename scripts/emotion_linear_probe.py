@@ -8,12 +8,19 @@ UA / WA / macro-F1 as the emotion recipe. An emotion encoder trained on the
 same folds should do better than this, or its training adds nothing to
 what the speaker model already knew.
 
+``--centre`` subtracts each speaker's mean embedding first (the training
+speakers' and, unlabelled, the test speakers'; see
+:mod:`emotion_invariant.emotion.speaker_norm`), taken over all of the
+speaker's utterances, over one emotion's (``--centre_emotion neu``) or over
+a few drawn at random (``--centre_per_speaker 8``).
+
 Usage (the fold folders are those an emotion run writes,
 ``<run>/fold_K/manifests`` with ``train.csv`` and ``test.csv``)::
 
     python scripts/emotion_linear_probe.py \\
         --embeddings <real>/clusters/published-ecapa/embeddings.npz \\
-        --folds <ser run>/fold_1/manifests <ser run>/fold_2/manifests
+        --folds <ser run>/fold_1/manifests <ser run>/fold_2/manifests \\
+        [--centre [--centre_per_speaker 8 | --centre_emotion neu]]
 """
 
 import argparse
@@ -27,19 +34,33 @@ from sklearn.preprocessing import StandardScaler
 
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.emotion.metrics import classification_report, mean_spread
+from emotion_invariant.emotion.speaker_norm import (
+    reference_rows,
+    speaker_centre,
+)
 from emotion_invariant.scoring.embeddings import load_embeddings
 
 
-def probe_fold(embeddings, train, test, c=1.0):
-    """The probe's report: trained on ``train``, scored on ``test``."""
+def probe_fold(embeddings, train, test, c=1.0, centre=None):
+    """The probe's report: trained on ``train``, scored on ``test``.
+
+    ``centre``: None, or the keyword arguments of
+    :func:`emotion_invariant.emotion.speaker_norm.reference_rows` choosing
+    the utterances each speaker's mean is taken over.
+    """
     labels = sorted({r["emo"] for r in train})
     missing = sorted({r["ID"] for r in train + test} - set(embeddings))
     if missing:
         raise ValueError(
             f"{len(missing)} utterance(s) have no embedding, e.g. {missing[0]}"
         )
-    x_train = np.stack([embeddings[r["ID"]] for r in train])
-    x_test = np.stack([embeddings[r["ID"]] for r in test])
+    rows = train + test
+    x = np.stack([embeddings[r["ID"]] for r in rows])
+    if centre is not None:
+        x = speaker_centre(
+            x, [r["spk_id"] for r in rows], reference_rows(rows, **centre)
+        )
+    x_train, x_test = x[: len(train)], x[len(train) :]
     y_train = [labels.index(r["emo"]) for r in train]
     y_test = [labels.index(r["emo"]) for r in test]
     model = make_pipeline(
@@ -55,14 +76,35 @@ def main(argv=None):
     parser.add_argument("--embeddings", required=True)
     parser.add_argument("--folds", nargs="+", required=True)
     parser.add_argument("--c", type=float, default=1.0)
+    parser.add_argument(
+        "--centre", action="store_true", help="subtract speaker means"
+    )
+    parser.add_argument(
+        "--centre_emotion", help="take the means over this emotion only"
+    )
+    parser.add_argument(
+        "--centre_per_speaker",
+        type=int,
+        help="take the means over this many utterances drawn per speaker",
+    )
+    parser.add_argument("--centre_seed", type=int, default=0)
     args = parser.parse_args(argv)
+    centre = None
+    if args.centre:
+        centre = {
+            "emotion": args.centre_emotion,
+            "per_speaker": args.centre_per_speaker,
+            "seed": args.centre_seed,
+        }
+    elif args.centre_emotion or args.centre_per_speaker:
+        parser.error("--centre_emotion and --centre_per_speaker need --centre")
     ids, matrix = load_embeddings(args.embeddings)
     embeddings = dict(zip(ids, np.asarray(matrix)))
     reports = []
     for folder in args.folds:
         train = read_manifest(os.path.join(folder, "train.csv"))
         test = read_manifest(os.path.join(folder, "test.csv"))
-        report = probe_fold(embeddings, train, test, args.c)
+        report = probe_fold(embeddings, train, test, args.c, centre)
         reports.append(report)
         print(
             f"{folder}: UA {100 * report['ua']:.1f} WA {100 * report['wa']:.1f}"
