@@ -112,6 +112,7 @@ RULES = {
     "probe_held_out": ("number", "(0, 1)"),
     "probe_per_speaker": ("int?", "[1, inf)"),
     "probe_c": ("number", "(0, inf)"),
+    "centred_backend": ("bool", None),
 }
 
 _TYPES = {

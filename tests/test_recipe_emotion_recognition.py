@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 
 import pytest
 import speechbrain as sb
@@ -663,3 +664,45 @@ def test_encoder_from_a_speaker_model_keeps_frozen_blocks(
         if "running" not in k
     )
     assert head_moved == (yaml == "ser_ecapa_voxceleb_adversarial.yaml")
+
+
+def test_centred_backend_is_scored_beside_the_head(
+    recipe, tiny_corpus, tmp_path, capsys
+):
+    """``--centred_backend`` re-scores a finished run with a logistic
+    regression on speaker-centred embeddings; the head's scores do not
+    move, the summary and the comparison get the column."""
+    plain, out = tmp_path / "plain", tmp_path / "centred"
+    argv = _argv(
+        "ser_baseline.yaml", tiny_corpus, plain, "--number_of_epochs=1"
+    )
+    recipe.main(argv)
+    shutil.copytree(plain, out)
+    first = json.loads((out / "eval" / "report.json").read_text())
+    assert "centred" not in first
+    argv = _argv(
+        "ser_baseline.yaml",
+        tiny_corpus,
+        out,
+        "--number_of_epochs=1",
+        "--centred_backend=True",
+    )
+    summary = _load("evaluate").main(argv)
+    again = json.loads((out / "eval" / "report.json").read_text())
+    centred = again.pop("centred")
+    assert again == first
+    assert set(centred) >= {"ua", "wa", "macro_f1", "per_class"}
+    assert centred["n"] == first["n"]
+    assert summary["summary"]["centred_ua"]["mean"] == centred["ua"]
+    assert "UA centred" in (out / "report.md").read_text()
+    assert "Speaker-centred backend" in (out / "eval" / "report.md").read_text()
+    compare = _load("compare")
+    capsys.readouterr()
+    compare.main([f"plain={plain}", f"centred={out}"])
+    table = capsys.readouterr().out
+    assert "UA centred" in table
+    rows = [line for line in table.splitlines() if line.startswith("| ")]
+    assert rows[1].startswith("| plain") and rows[1].endswith("| - |")
+    assert not rows[2].endswith("| - |")
+    compare.main([f"plain={plain}"])
+    assert "UA centred" not in capsys.readouterr().out

@@ -151,3 +151,33 @@ def test_probe_options_need_centre(tmp_path):
     )
     assert result.returncode == 2
     assert "need --centre" in result.stderr
+
+
+def test_centred_backend_beats_the_same_classifier_uncentred():
+    from sklearn.linear_model import LogisticRegression
+
+    from emotion_invariant.emotion.report import centred_backend
+
+    rng = np.random.default_rng(3)
+    direction = rng.normal(size=(len(EMOTIONS), 12))
+
+    def side(n_speakers):
+        spk = np.repeat(np.arange(n_speakers), 8 * len(EMOTIONS))
+        emo = np.tile(np.arange(len(EMOTIONS)), 8 * n_speakers)
+        offsets = 8.0 * rng.normal(size=(n_speakers, 12))
+        x = offsets[spk] + direction[emo] + rng.normal(size=(len(spk), 12))
+        return x, [f"s{s}" for s in spk], emo
+
+    train, test = side(8), side(4)
+    test = (test[0], [f"t{s}" for s in test[1]], test[2])
+    centred = centred_backend(train, test, list(EMOTIONS))
+    plain = LogisticRegression(max_iter=2000).fit(train[0], train[2])
+    plain_ua = np.mean(
+        [
+            (plain.predict(test[0])[test[2] == k] == k).mean()
+            for k in range(len(EMOTIONS))
+        ]
+    )
+    assert centred["ua"] >= 0.9
+    assert plain_ua < centred["ua"] - 0.2
+    assert centred["n"] == len(test[2])

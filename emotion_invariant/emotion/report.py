@@ -1,11 +1,12 @@
 """Speaker-independent emotion recognition: one run's report, a summary.
 
 Scores the test speakers with the best checkpoint (highest dev UA), probes
-the frozen embeddings of the training speakers for speaker identity, and
-writes per run ``report.json``, ``report.md``, ``predictions.csv`` and a
-confusion matrix; :func:`summarize` gives the mean and spread over folds
-and the pooled confusion matrix. The emotion recipe's ``train.py`` and
-``evaluate.py`` both end here.
+the frozen embeddings of the training speakers for speaker identity,
+optionally scores a logistic regression on speaker-centred embeddings
+(``centred_backend``), and writes per run ``report.json``, ``report.md``,
+``predictions.csv`` and a confusion matrix; :func:`summarize` gives the
+mean and spread over folds and the pooled confusion matrix. The emotion
+recipe's ``train.py`` and ``evaluate.py`` both end here.
 """
 
 import csv
@@ -15,7 +16,11 @@ import os
 import random
 from functools import partial
 
+import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from emotion_invariant.data.folds import ROLES
 from emotion_invariant.data.manifest import read_manifest
@@ -28,6 +33,7 @@ from emotion_invariant.emotion.metrics import (
     pool_confusions,
 )
 from emotion_invariant.emotion.probe import speaker_probe
+from emotion_invariant.emotion.speaker_norm import speaker_centre
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.scoring.extract import extract_embeddings
 from emotion_invariant.utils import atomic_open
@@ -39,6 +45,8 @@ METRICS = (
     ("probe_accuracy", "probe acc."),
     ("probe_chance", "probe chance"),
 )
+# Shown where a run has it (``centred_backend: true``).
+CENTRED = ("centred_ua", "UA centred")
 
 
 def _embed(brain, rows, hparams):
@@ -75,6 +83,51 @@ def probe_rows(rows, per_speaker=None, seed=0):
     return chosen
 
 
+def centred_backend(train, test, labels, c=1.0, seed=0):
+    """Emotion from speaker-centred embeddings: fit on train, score test.
+
+    Each side's embeddings are centred on their speakers' means (see
+    :func:`emotion_invariant.emotion.speaker_norm.speaker_centre`), then a
+    logistic regression on standardised inputs learns the training
+    speakers' emotions and predicts the test speakers'.
+
+    Arguments
+    ---------
+    train, test : tuple
+        ``(embeddings [N, D], speakers, emotion indices)`` each.
+    labels : list of str
+        Emotion names, indexed by the emotion indices.
+    c : float
+        Inverse L2 strength of the logistic regression.
+    seed : int
+        Seed of the solver.
+
+    Returns
+    -------
+    dict
+        :func:`emotion_invariant.emotion.metrics.classification_report` of
+        the test side.
+
+    Example
+    -------
+    >>> rng = np.random.default_rng(0)
+    >>> def side(n_spk):
+    ...     spk = np.repeat(np.arange(n_spk), 20)
+    ...     emo = np.tile([0, 1], 10 * n_spk)
+    ...     x = 10 * rng.normal(size=(n_spk, 3))[spk] + np.eye(3)[emo]
+    ...     return x + 0.1 * rng.normal(size=x.shape), spk, emo
+    >>> centred_backend(side(6), side(3), ["neu", "ang"])["ua"]
+    1.0
+    """
+    x_train, x_test = (speaker_centre(x, spk) for x, spk, _ in (train, test))
+    model = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=c, max_iter=2000, random_state=seed),
+    )
+    model.fit(x_train, np.asarray(train[2]))
+    return classification_report(list(test[2]), model.predict(x_test), labels)
+
+
 def evaluate(brain, hparams):
     """Score the test speakers and probe for speakers; returns the report.
 
@@ -93,7 +146,9 @@ def evaluate(brain, hparams):
     dict
         :func:`emotion_invariant.emotion.metrics.classification_report` plus
         ``title``, ``fold``, ``speakers`` (per role), ``test_speakers``,
-        ``best_dev_ua`` and ``probe``; also written to ``eval_folder``.
+        ``best_dev_ua``, ``probe`` and, with ``centred_backend``,
+        ``centred`` (:func:`centred_backend` without its confusion
+        matrix); also written to ``eval_folder``.
     """
     best = brain.checkpointer.recover_if_possible(max_key="UA")
     brain.modules.eval()
@@ -122,6 +177,22 @@ def evaluate(brain, hparams):
         seed=hparams["seed"],
         c=hparams["probe_c"],
     )
+    centred = None
+    if hparams.get("centred_backend"):
+        train_rows = parts["train"]
+        _, train_all = _embed(brain, train_rows, hparams)
+        centred = centred_backend(
+            (
+                train_all,
+                [row["spk_id"] for row in train_rows],
+                [labels.index(row["emo"]) for row in train_rows],
+            ),
+            (embeddings, [row["spk_id"] for row in test_rows], truth),
+            labels,
+            c=hparams["probe_c"],
+            seed=hparams["seed"],
+        )
+        centred = {k: v for k, v in centred.items() if k != "confusion"}
     fold = hparams["fold"]
     report = {
         "title": hparams["experiment"],
@@ -135,6 +206,8 @@ def evaluate(brain, hparams):
         **report,
         "probe": probe,
     }
+    if centred is not None:
+        report["centred"] = centred
     os.makedirs(out, exist_ok=True)
     with atomic_open(os.path.join(out, "predictions.csv"), newline="") as f:
         writer = csv.writer(f)
@@ -213,6 +286,17 @@ def run_markdown(report):
         "",
         _probe_line(report["probe"]),
         "",
+    ]
+    if "centred" in report:
+        lines += [
+            "Speaker-centred backend (logistic regression on embeddings "
+            "centred on each speaker's mean): UA "
+            f"{_pct(report['centred']['ua'])}%, WA "
+            f"{_pct(report['centred']['wa'])}%, macro-F1 "
+            f"{_pct(report['centred']['macro_f1'])}%.",
+            "",
+        ]
+    lines += [
         "Confusion matrix (rows: true emotion, columns: predicted):",
         "",
         "```text",
@@ -276,6 +360,7 @@ def summarize(hparams):
             "probe_accuracy": r["probe"]["accuracy"],
             "probe_chance": r["probe"]["chance_uniform"],
             "probe_majority": r["probe"]["chance_majority"],
+            CENTRED[0]: r.get("centred", {}).get("ua"),
         }
         for r in reports
     }
@@ -288,7 +373,7 @@ def summarize(hparams):
         "runs": runs,
         "summary": {
             key: mean_spread([run[key] for run in runs.values()])
-            for key, _ in METRICS
+            for key, _ in METRICS + (CENTRED,)
         },
         "pooled": pooled,
         "labels": labels,
@@ -314,7 +399,10 @@ def summary_markdown(summary):
     | mean ± std | | | 50.0 ± 0.0 | 60.0 ± 0.0 | 40.0 ± 0.0 | 90.0 ± 0.0 \
 | 50.0 ± 0.0 |
     """
-    names = [name for _, name in METRICS]
+    metrics = METRICS
+    if summary["summary"].get(CENTRED[0], {}).get("mean") is not None:
+        metrics += (CENTRED,)
+    names = [name for _, name in metrics]
     lines = [
         f"# {summary['title']}: speaker-independent speech emotion "
         f"recognition ({len(summary['runs'])} run(s), {summary['mode']})",
@@ -325,12 +413,12 @@ def summary_markdown(summary):
         "|---|---:|---:|" + "---:|" * len(names),
     ]
     for fold, run in summary["runs"].items():
-        cells = " | ".join(_pct(run[key]) for key, _ in METRICS)
+        cells = " | ".join(_pct(run.get(key)) for key, _ in metrics)
         lines.append(
             f"| {fold} | {run['test_speakers']} | {run['n']} | {cells} |"
         )
     spread = []
-    for key, _ in METRICS:
+    for key, _ in metrics:
         stats = summary["summary"][key]
         spread.append(
             f"{_pct(stats['mean'])} ± {_pct(stats['std'])}"
@@ -341,11 +429,19 @@ def summary_markdown(summary):
     pooled = summary["pooled"]
     lines += [
         f"| pooled | | {pooled['n']} | {_pct(pooled['ua'])} "
-        f"| {_pct(pooled['wa'])} | {_pct(pooled['macro_f1'])} | | |",
+        f"| {_pct(pooled['wa'])} | {_pct(pooled['macro_f1'])} |"
+        + " |"
+        * (len(metrics) - 3),
         "",
         "UA: mean per-class recall; WA: accuracy; std: over folds. Probe: "
         "held-out speaker accuracy of a logistic regression on frozen "
-        "embeddings of the training speakers; chance: 1 / training speakers.",
+        "embeddings of the training speakers; chance: 1 / training speakers."
+        + (
+            " UA centred: a logistic regression on the embeddings centred "
+            "on each speaker's mean."
+            if CENTRED in metrics
+            else ""
+        ),
         "",
         "Pooled confusion matrix (rows: true emotion, columns: predicted):",
         "",

@@ -30,6 +30,7 @@ COLUMNS = (
     ("macro_f1", "macro-F1"),
     ("probe_accuracy", "probe acc."),
     ("probe_chance", "probe chance"),
+    ("centred_ua", "UA centred"),
 )
 
 
@@ -99,7 +100,9 @@ def summarize(reports):
     {'mean': 0.75, 'std': 0.3535533905932738, 'min': 0.5, 'max': 1.0, 'n': 2}
     """
     return {
-        key: mean_spread([r["summary"][key]["mean"] for r in reports])
+        key: mean_spread(
+            [r["summary"].get(key, {}).get("mean") for r in reports]
+        )
         for key, _ in COLUMNS
     }
 
@@ -140,17 +143,23 @@ def compare(specs):
     else:
         scope, unit = f"{mode}, {len(covered)} run(s) per seed", "seeds"
         spread = "seeds"
+    # A column no system has (the centred backend is optional) is left out.
+    columns = [
+        (key, title)
+        for key, title in COLUMNS
+        if any(summary[key]["n"] for _, summary in summaries)
+    ]
     lines = [
         f"Speaker-independent emotion recognition ({scope}): % , mean ± "
         f"std over {spread}; in brackets the change against {ref_name} in "
         "points.",
         "",
-        f"| system | {unit} | " + " | ".join(n for _, n in COLUMNS) + " |",
-        "|---|---:|" + "---:|" * len(COLUMNS),
+        f"| system | {unit} | " + " | ".join(n for _, n in columns) + " |",
+        "|---|---:|" + "---:|" * len(columns),
     ]
     for (name, summary), (_, reports) in zip(summaries, systems):
         cells = []
-        for key, _ in COLUMNS:
+        for key, _ in columns:
             cell = _cell(summary[key])
             mean, ref = summary[key]["mean"], reference[key]["mean"]
             if name != ref_name and None not in (mean, ref):
