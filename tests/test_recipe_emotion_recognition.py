@@ -689,20 +689,22 @@ def test_centred_backend_is_scored_beside_the_head(
     )
     summary = _load("evaluate").main(argv)
     again = json.loads((out / "eval" / "report.json").read_text())
-    centred = again.pop("centred")
+    centred, uncentred = again.pop("centred"), again.pop("uncentred")
     assert again == first
-    assert set(centred) >= {"ua", "wa", "macro_f1", "per_class"}
-    assert centred["n"] == first["n"]
+    for scores in (centred, uncentred):
+        assert set(scores) >= {"ua", "wa", "macro_f1", "per_class"}
+        assert scores["n"] == first["n"]
     assert summary["summary"]["centred_ua"]["mean"] == centred["ua"]
-    assert "UA centred" in (out / "report.md").read_text()
-    assert "Speaker-centred backend" in (out / "eval" / "report.md").read_text()
+    assert summary["summary"]["uncentred_ua"]["mean"] == uncentred["ua"]
+    assert "UA LR centred" in (out / "report.md").read_text()
+    assert "centred on each speaker" in (out / "eval" / "report.md").read_text()
     compare = _load("compare")
     capsys.readouterr()
     compare.main([f"plain={plain}", f"centred={out}"])
     table = capsys.readouterr().out
-    assert "UA centred" in table
+    assert "UA LR centred" in table
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert rows[1].startswith("| plain") and rows[1].endswith("| - |")
     assert not rows[2].endswith("| - |")
     compare.main([f"plain={plain}"])
-    assert "UA centred" not in capsys.readouterr().out
+    assert "UA LR" not in capsys.readouterr().out

@@ -2,11 +2,12 @@
 
 Scores the test speakers with the best checkpoint (highest dev UA), probes
 the frozen embeddings of the training speakers for speaker identity,
-optionally scores a logistic regression on speaker-centred embeddings
-(``centred_backend``), and writes per run ``report.json``, ``report.md``,
-``predictions.csv`` and a confusion matrix; :func:`summarize` gives the
-mean and spread over folds and the pooled confusion matrix. The emotion
-recipe's ``train.py`` and ``evaluate.py`` both end here.
+optionally scores a logistic regression on the embeddings as they are and
+centred on each speaker's mean (``centred_backend``), and writes per run
+``report.json``, ``report.md``, ``predictions.csv`` and a confusion
+matrix; :func:`summarize` gives the mean and spread over folds and the
+pooled confusion matrix. The emotion recipe's ``train.py`` and
+``evaluate.py`` both end here.
 """
 
 import csv
@@ -45,8 +46,9 @@ METRICS = (
     ("probe_accuracy", "probe acc."),
     ("probe_chance", "probe chance"),
 )
-# Shown where a run has it (``centred_backend: true``).
-CENTRED = ("centred_ua", "UA centred")
+# Shown where a run has them (``centred_backend: true``): the same logistic
+# regression on the embeddings as they are, and centred on their speakers.
+BACKENDS = (("uncentred_ua", "UA LR"), ("centred_ua", "UA LR centred"))
 
 
 def _embed(brain, rows, hparams):
@@ -83,13 +85,15 @@ def probe_rows(rows, per_speaker=None, seed=0):
     return chosen
 
 
-def centred_backend(train, test, labels, c=1.0, seed=0):
+def centred_backend(train, test, labels, c=1.0, seed=0, centre=True):
     """Emotion from speaker-centred embeddings: fit on train, score test.
 
     Each side's embeddings are centred on their speakers' means (see
     :func:`emotion_invariant.emotion.speaker_norm.speaker_centre`), then a
     logistic regression on standardised inputs learns the training
-    speakers' emotions and predicts the test speakers'.
+    speakers' emotions and predicts the test speakers'. ``centre=False``
+    gives the same classifier on the embeddings as they are: the control
+    that tells the centring's gain from the classifier's.
 
     Arguments
     ---------
@@ -101,6 +105,8 @@ def centred_backend(train, test, labels, c=1.0, seed=0):
         Inverse L2 strength of the logistic regression.
     seed : int
         Seed of the solver.
+    centre : bool
+        Centre on the speakers' means (False: the control).
 
     Returns
     -------
@@ -116,10 +122,16 @@ def centred_backend(train, test, labels, c=1.0, seed=0):
     ...     emo = np.tile([0, 1], 10 * n_spk)
     ...     x = 10 * rng.normal(size=(n_spk, 3))[spk] + np.eye(3)[emo]
     ...     return x + 0.1 * rng.normal(size=x.shape), spk, emo
-    >>> centred_backend(side(6), side(3), ["neu", "ang"])["ua"]
+    >>> train, test = side(6), side(3)
+    >>> centred_backend(train, test, ["neu", "ang"])["ua"]
     1.0
+    >>> centred_backend(train, test, ["neu", "ang"], centre=False)["ua"] < 0.9
+    True
     """
-    x_train, x_test = (speaker_centre(x, spk) for x, spk, _ in (train, test))
+    x_train, x_test = (
+        speaker_centre(x, spk) if centre else np.asarray(x, dtype=np.float64)
+        for x, spk, _ in (train, test)
+    )
     model = make_pipeline(
         StandardScaler(),
         LogisticRegression(C=c, max_iter=2000, random_state=seed),
@@ -147,8 +159,9 @@ def evaluate(brain, hparams):
         :func:`emotion_invariant.emotion.metrics.classification_report` plus
         ``title``, ``fold``, ``speakers`` (per role), ``test_speakers``,
         ``best_dev_ua``, ``probe`` and, with ``centred_backend``,
-        ``centred`` (:func:`centred_backend` without its confusion
-        matrix); also written to ``eval_folder``.
+        ``centred`` and ``uncentred`` (:func:`centred_backend` with and
+        without centring, less their confusion matrices); also written to
+        ``eval_folder``.
     """
     best = brain.checkpointer.recover_if_possible(max_key="UA")
     brain.modules.eval()
@@ -177,22 +190,28 @@ def evaluate(brain, hparams):
         seed=hparams["seed"],
         c=hparams["probe_c"],
     )
-    centred = None
+    backends = {}
     if hparams.get("centred_backend"):
         train_rows = parts["train"]
         _, train_all = _embed(brain, train_rows, hparams)
-        centred = centred_backend(
+        sides = (
             (
                 train_all,
                 [row["spk_id"] for row in train_rows],
                 [labels.index(row["emo"]) for row in train_rows],
             ),
             (embeddings, [row["spk_id"] for row in test_rows], truth),
-            labels,
-            c=hparams["probe_c"],
-            seed=hparams["seed"],
         )
-        centred = {k: v for k, v in centred.items() if k != "confusion"}
+        for name, centre in (("uncentred", False), ("centred", True)):
+            scores = centred_backend(
+                *sides,
+                labels,
+                c=hparams["probe_c"],
+                seed=hparams["seed"],
+                centre=centre,
+            )
+            scores.pop("confusion")
+            backends[name] = scores
     fold = hparams["fold"]
     report = {
         "title": hparams["experiment"],
@@ -206,8 +225,7 @@ def evaluate(brain, hparams):
         **report,
         "probe": probe,
     }
-    if centred is not None:
-        report["centred"] = centred
+    report.update(backends)
     os.makedirs(out, exist_ok=True)
     with atomic_open(os.path.join(out, "predictions.csv"), newline="") as f:
         writer = csv.writer(f)
@@ -289,9 +307,9 @@ def run_markdown(report):
     ]
     if "centred" in report:
         lines += [
-            "Speaker-centred backend (logistic regression on embeddings "
-            "centred on each speaker's mean): UA "
-            f"{_pct(report['centred']['ua'])}%, WA "
+            "Logistic regression on the embeddings (C = probe_c): UA "
+            f"{_pct(report['uncentred']['ua'])}%; centred on each speaker's "
+            f"mean: UA {_pct(report['centred']['ua'])}%, WA "
             f"{_pct(report['centred']['wa'])}%, macro-F1 "
             f"{_pct(report['centred']['macro_f1'])}%.",
             "",
@@ -360,7 +378,10 @@ def summarize(hparams):
             "probe_accuracy": r["probe"]["accuracy"],
             "probe_chance": r["probe"]["chance_uniform"],
             "probe_majority": r["probe"]["chance_majority"],
-            CENTRED[0]: r.get("centred", {}).get("ua"),
+            **{
+                key: r.get(key.split("_")[0], {}).get("ua")
+                for key, _ in BACKENDS
+            },
         }
         for r in reports
     }
@@ -373,7 +394,7 @@ def summarize(hparams):
         "runs": runs,
         "summary": {
             key: mean_spread([run[key] for run in runs.values()])
-            for key, _ in METRICS + (CENTRED,)
+            for key, _ in METRICS + BACKENDS
         },
         "pooled": pooled,
         "labels": labels,
@@ -400,8 +421,8 @@ def summary_markdown(summary):
 | 50.0 ± 0.0 |
     """
     metrics = METRICS
-    if summary["summary"].get(CENTRED[0], {}).get("mean") is not None:
-        metrics += (CENTRED,)
+    if summary["summary"].get("centred_ua", {}).get("mean") is not None:
+        metrics += BACKENDS
     names = [name for _, name in metrics]
     lines = [
         f"# {summary['title']}: speaker-independent speech emotion "
@@ -437,9 +458,10 @@ def summary_markdown(summary):
         "held-out speaker accuracy of a logistic regression on frozen "
         "embeddings of the training speakers; chance: 1 / training speakers."
         + (
-            " UA centred: a logistic regression on the embeddings centred "
-            "on each speaker's mean."
-            if CENTRED in metrics
+            " UA LR: a logistic regression on the embeddings; UA LR "
+            "centred: the same on the embeddings centred on each speaker's "
+            "mean, the test speakers' over their own utterances."
+            if BACKENDS[0] in metrics
             else ""
         ),
         "",

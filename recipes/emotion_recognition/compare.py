@@ -30,7 +30,8 @@ COLUMNS = (
     ("macro_f1", "macro-F1"),
     ("probe_accuracy", "probe acc."),
     ("probe_chance", "probe chance"),
-    ("centred_ua", "UA centred"),
+    ("uncentred_ua", "UA LR"),
+    ("centred_ua", "UA LR centred"),
 )
 
 
@@ -143,7 +144,7 @@ def compare(specs):
     else:
         scope, unit = f"{mode}, {len(covered)} run(s) per seed", "seeds"
         spread = "seeds"
-    # A column no system has (the centred backend is optional) is left out.
+    # A column no system has (the backends are optional) is left out.
     columns = [
         (key, title)
         for key, title in COLUMNS
