@@ -669,12 +669,17 @@ def test_encoder_from_a_speaker_model_keeps_frozen_blocks(
 def test_centred_backend_is_scored_beside_the_head(
     recipe, tiny_corpus, tmp_path, capsys
 ):
-    """``--centred_backend`` re-scores a finished run with a logistic
-    regression on speaker-centred embeddings; the head's scores do not
-    move, the summary and the comparison get the column."""
+    """``centred_backend`` (on by default) scores a logistic regression on
+    the run's embeddings as they are and speaker-centred; re-scoring a
+    finished run without it leaves the head's scores as they were, and the
+    summary and the comparison get the columns."""
     plain, out = tmp_path / "plain", tmp_path / "centred"
     argv = _argv(
-        "ser_baseline.yaml", tiny_corpus, plain, "--number_of_epochs=1"
+        "ser_baseline.yaml",
+        tiny_corpus,
+        plain,
+        "--number_of_epochs=1",
+        "--centred_backend=False",
     )
     recipe.main(argv)
     shutil.copytree(plain, out)
