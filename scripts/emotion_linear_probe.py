@@ -28,12 +28,10 @@ import os
 import sys
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from emotion_invariant.data.manifest import read_manifest
-from emotion_invariant.emotion.metrics import classification_report, mean_spread
+from emotion_invariant.emotion.metrics import mean_spread
+from emotion_invariant.emotion.report import centred_backend
 from emotion_invariant.emotion.speaker_norm import (
     reference_rows,
     speaker_centre,
@@ -60,14 +58,16 @@ def probe_fold(embeddings, train, test, c=1.0, centre=None):
         x = speaker_centre(
             x, [r["spk_id"] for r in rows], reference_rows(rows, **centre)
         )
-    x_train, x_test = x[: len(train)], x[len(train) :]
-    y_train = [labels.index(r["emo"]) for r in train]
-    y_test = [labels.index(r["emo"]) for r in test]
-    model = make_pipeline(
-        StandardScaler(), LogisticRegression(C=c, max_iter=2000)
-    )
-    model.fit(x_train, y_train)
-    return classification_report(y_test, model.predict(x_test), labels)
+    sides = [
+        (
+            part,
+            [r["spk_id"] for r in rows],
+            [labels.index(r["emo"]) for r in rows],
+        )
+        for part, rows in ((x[: len(train)], train), (x[len(train) :], test))
+    ]
+    # Already centred (or not) above: the recipe's backend, as it is.
+    return centred_backend(*sides, labels, c=c, centre=False)
 
 
 def main(argv=None):

@@ -49,6 +49,8 @@ METRICS = (
 # Shown where a run has them (``centred_backend: true``): the same logistic
 # regression on the embeddings as they are, and centred on their speakers.
 BACKENDS = (("uncentred_ua", "UA LR"), ("centred_ua", "UA LR centred"))
+# The run report's key of each backend column.
+_BACKEND_KEYS = {"uncentred_ua": "uncentred", "centred_ua": "centred"}
 
 
 def _embed(brain, rows, hparams):
@@ -379,7 +381,7 @@ def summarize(hparams):
             "probe_chance": r["probe"]["chance_uniform"],
             "probe_majority": r["probe"]["chance_majority"],
             **{
-                key: r.get(key.split("_")[0], {}).get("ua")
+                key: r.get(_BACKEND_KEYS[key], {}).get("ua")
                 for key, _ in BACKENDS
             },
         }
