@@ -25,8 +25,10 @@ from emotion_invariant.data.manifest import (
     read_manifest,
     write_manifest,
 )
+from emotion_invariant.emotion import report as report_module
 from emotion_invariant.experiment import requested_folds
 from emotion_invariant.hparams import load_hparams
+from emotion_invariant.scoring.extract import extract_embeddings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "emotion_recognition")
@@ -667,12 +669,13 @@ def test_encoder_from_a_speaker_model_keeps_frozen_blocks(
 
 
 def test_centred_backend_is_scored_beside_the_head(
-    recipe, tiny_corpus, tmp_path, capsys
+    recipe, tiny_corpus, tmp_path, capsys, monkeypatch
 ):
     """``centred_backend`` (on by default) scores a logistic regression on
     the run's embeddings as they are and speaker-centred; re-scoring a
-    finished run without it leaves the head's scores as they were, and the
-    summary and the comparison get the columns."""
+    finished run without it leaves the head's scores as they were, no
+    utterance is embedded twice, and the summary and the comparison get
+    the columns."""
     plain, out = tmp_path / "plain", tmp_path / "centred"
     argv = _argv(
         "ser_baseline.yaml",
@@ -692,7 +695,17 @@ def test_centred_backend_is_scored_beside_the_head(
         "--number_of_epochs=1",
         "--centred_backend=True",
     )
+    embedded = []
+
+    def counting(rows, *args, **kwargs):
+        embedded.extend(row["ID"] for row in rows)
+        return extract_embeddings(rows, *args, **kwargs)
+
+    monkeypatch.setattr(report_module, "extract_embeddings", counting)
     summary = _load("evaluate").main(argv)
+    (train_csv,) = out.rglob("*_train.csv")
+    train = read_manifest(str(train_csv))
+    assert len(embedded) == len(set(embedded)) > len(train)
     again = json.loads((out / "eval" / "report.json").read_text())
     centred, uncentred = again.pop("centred"), again.pop("uncentred")
     assert again == first

@@ -65,6 +65,52 @@ def _embed(brain, rows, hparams):
     )
 
 
+def embed_reusing(rows, known_ids, known, embed_rows):
+    """Embeddings of ``rows`` in their order, embedding only the new ones.
+
+    The evaluation embeds the speaker probe's rows first; the backend
+    needs every training row, and those already embedded are taken as
+    they are rather than computed twice.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Manifest rows with ``ID``.
+    known_ids : list of str
+        IDs of rows already embedded.
+    known : torch.Tensor
+        ``[len(known_ids), D]``, their embeddings.
+    embed_rows : callable
+        ``embed_rows(rows) -> (ids, [N, D])`` for the rest.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[len(rows), D]``.
+
+    Example
+    -------
+    >>> calls = []
+    >>> def embed_rows(rows):
+    ...     calls.append([row["ID"] for row in rows])
+    ...     return calls[-1], torch.tensor([[float(r["ID"])] for r in rows])
+    >>> rows = [{"ID": str(i)} for i in range(4)]
+    >>> embed_reusing(rows, ["2", "0"], torch.tensor([[2.0], [0.0]]),
+    ...               embed_rows).flatten().tolist(), calls
+    ([0.0, 1.0, 2.0, 3.0], [['1', '3']])
+    """
+    position = {uid: i for i, uid in enumerate(known_ids)}
+    rest = [row for row in rows if str(row["ID"]) not in position]
+    out = torch.empty(len(rows), known.shape[1], dtype=known.dtype)
+    if rest:
+        _, computed = embed_rows(rest)
+        done = {str(row["ID"]): vector for row, vector in zip(rest, computed)}
+    for i, row in enumerate(rows):
+        uid = str(row["ID"])
+        out[i] = known[position[uid]] if uid in position else done[uid]
+    return out
+
+
 def probe_rows(rows, per_speaker=None, seed=0):
     """Up to ``per_speaker`` utterances of each speaker, drawn with ``seed``.
 
@@ -184,7 +230,7 @@ def evaluate(brain, hparams):
     chosen = probe_rows(
         parts["train"], hparams["probe_per_speaker"], hparams["seed"]
     )
-    _, train_embeddings = _embed(brain, chosen, hparams)
+    chosen_ids, train_embeddings = _embed(brain, chosen, hparams)
     probe = speaker_probe(
         train_embeddings,
         [row["spk_id"] for row in chosen],
@@ -195,7 +241,12 @@ def evaluate(brain, hparams):
     backends = {}
     if hparams.get("centred_backend"):
         train_rows = parts["train"]
-        _, train_all = _embed(brain, train_rows, hparams)
+        train_all = embed_reusing(
+            train_rows,
+            chosen_ids,
+            train_embeddings,
+            partial(_embed, brain, hparams=hparams),
+        )
         sides = (
             (
                 train_all,
