@@ -99,16 +99,15 @@ def embed_reusing(rows, known_ids, known, embed_rows):
     ...               embed_rows).flatten().tolist(), calls
     ([0.0, 1.0, 2.0, 3.0], [['1', '3']])
     """
-    position = {uid: i for i, uid in enumerate(known_ids)}
-    rest = [row for row in rows if str(row["ID"]) not in position]
-    out = torch.empty(len(rows), known.shape[1], dtype=known.dtype)
+    ids, parts = list(known_ids), [known]
+    seen = set(ids)
+    rest = [row for row in rows if str(row["ID"]) not in seen]
     if rest:
-        _, computed = embed_rows(rest)
-        done = {str(row["ID"]): vector for row, vector in zip(rest, computed)}
-    for i, row in enumerate(rows):
-        uid = str(row["ID"])
-        out[i] = known[position[uid]] if uid in position else done[uid]
-    return out
+        rest_ids, computed = embed_rows(rest)
+        ids += rest_ids
+        parts.append(computed)
+    position = {uid: i for i, uid in enumerate(ids)}
+    return torch.cat(parts)[[position[str(row["ID"])] for row in rows]]
 
 
 def probe_rows(rows, per_speaker=None, seed=0):
