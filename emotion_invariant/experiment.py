@@ -215,14 +215,15 @@ def start_verification(argv):
     return hparams, run_opts
 
 
-def requested_folds(argv):
+def requested_folds(argv, check=None):
     """The runs an emotion recipe's command line asks for.
 
     ``[None]`` for the prepared speaker split (``fold: null``), every fold
     of the corpus for ``fold: all``, the folds of a comma-separated list
-    (``fold: 1,2``), else the one fold given.
+    (``fold: 1,2``), else the one fold given. The corpus is prepared first;
+    ``check`` (as in :func:`start`) runs before that.
     """
-    hparams = start(argv, prepare_corpus)[0]
+    hparams = start(argv, prepare_corpus, check)[0]
     fold = hparams["fold"]
     if fold is None:
         return [None]

@@ -101,6 +101,7 @@ RULES = {
     "trim_silence_db": ("number?", "(0, inf)"),
     "num_workers": ("int", "[0, inf)"),
     "ckpt_interval_steps": ("int", "[0, inf)"),
+    "select_from_epoch": ("int", "[1, inf)"),
     "skip_bad": ("bool", None),
     "skip_prep": ("bool", None),
     # evaluation and folds

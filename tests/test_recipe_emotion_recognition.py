@@ -437,6 +437,48 @@ def test_evaluate_reproduces_the_best_checkpoint(
     assert again == first
 
 
+@pytest.mark.parametrize(
+    "first, kept, chosen", [(1, [1, 3], 1), (2, [2, 3], 2)]
+)
+def test_checkpoints_kept_and_chosen_from_select_from_epoch(
+    tmp_path, first, kept, chosen
+):
+    """Epoch 1 has the best dev UA; from epoch 2 on, epoch 2 is kept and
+    recovered in its place, and the latest epoch is kept for resuming."""
+    checkpointer = sb.utils.checkpoints.Checkpointer(
+        tmp_path, {"model": torch.nn.Linear(1, 1)}
+    )
+    rank = report_module.checkpoint_rank(first)
+    for epoch, ua in ((1, 0.9), (2, 0.6), (3, 0.5)):
+        checkpointer.save_and_keep_only(
+            meta={"UA": ua, "epoch": epoch}, importance_keys=[rank]
+        )
+    assert sorted(c.meta["epoch"] for c in checkpointer.list_checkpoints()) == (
+        kept
+    )
+    best = checkpointer.find_checkpoint(importance_key=rank)
+    assert best.meta["epoch"] == chosen
+
+
+def test_select_from_epoch_in_the_recipe(recipe, tiny_corpus, tmp_path):
+    """The report's checkpoint is the best dev UA from the epoch asked for
+    on; an epoch past the last is refused before the run writes anything
+    (the empty save folder is SpeechBrain's Checkpointer's, made when the
+    yaml loads)."""
+    argv = _argv("ser_baseline.yaml", tiny_corpus, tmp_path / "run", "--debug")
+    recipe.main([*argv, "--select_from_epoch=2"])
+    report = json.loads((tmp_path / "run" / "eval" / "report.json").read_text())
+    log = (tmp_path / "run" / "train_log.txt").read_text()
+    assert report["best_epoch"] == 2
+    assert report["best_dev_ua"] == pytest.approx(_valid_ua(log)[1], rel=1e-2)
+    late = _argv("ser_baseline.yaml", tiny_corpus, tmp_path / "late")
+    with pytest.raises(ValueError, match="select_from_epoch: 11 is after"):
+        recipe.main([*late, "--select_from_epoch=11"])
+    assert [p.name for p in (tmp_path / "late").rglob("*")] == ["save"]
+    with pytest.raises(ValueError, match="select_from_epoch: 0 is not valid"):
+        recipe.main([*late, "--select_from_epoch=0"])
+
+
 def test_adversary_reverses_the_encoder_gradient(recipe, tiny_corpus, tmp_path):
     """The speaker loss reaches the encoder as -lambda times its gradient."""
     argv = _argv(

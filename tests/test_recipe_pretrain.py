@@ -530,6 +530,10 @@ def test_bad_settings_fail_before_anything_runs(
     with pytest.raises(PretrainError, match=message):
         pretrain.build(_argv(data, tmp_path, *extra))
     assert not tmp_path.joinpath("train_log.txt").exists()
+    # The command fails before preparing the corpus too.
+    with pytest.raises(PretrainError, match=message):
+        pretrain.main(_argv(data, tmp_path / "cli", *extra))
+    assert not tmp_path.joinpath("cli", "log.txt").exists()
 
 
 def test_held_out_speakers_are_refused(pretrain, data, tmp_path):

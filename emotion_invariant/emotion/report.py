@@ -1,6 +1,7 @@
 """Speaker-independent emotion recognition: one run's report, a summary.
 
-Scores the test speakers with the best checkpoint (highest dev UA), probes
+Scores the test speakers with the best checkpoint (highest dev UA, from
+``select_from_epoch`` on: :func:`checkpoint_rank`), probes
 the frozen embeddings of the training speakers for speaker identity,
 optionally scores a logistic regression on the embeddings as they are and
 centred on each speaker's mean (``centred_backend``), and writes per run
@@ -51,6 +52,90 @@ METRICS = (
 BACKENDS = (("uncentred_ua", "UA LR"), ("centred_ua", "UA LR centred"))
 # The run report's key of each backend column.
 _BACKEND_KEYS = {"uncentred_ua": "uncentred", "centred_ua": "centred"}
+
+
+def checkpoint_rank(select_from_epoch=1):
+    """The order in which an emotion run's checkpoints are selected.
+
+    Highest dev UA among the epochs from ``select_from_epoch`` on; an
+    earlier epoch ranks below every later one, so that a method whose
+    strength ramps up (the speaker adversary's reversal scale) is judged
+    once it acts. A run with no epoch that late (``--debug``) falls back to
+    its best dev UA. The recipe keeps the checkpoint this ranks first and
+    evaluation recovers it; a checkpoint without a dev UA (saved
+    mid-epoch) ranks last.
+
+    Arguments
+    ---------
+    select_from_epoch : int
+        The first epoch that can be selected (1: any).
+
+    Returns
+    -------
+    callable
+        ``Checkpoint -> tuple``, larger is better: an ``importance_key``
+        of SpeechBrain's ``Checkpointer``.
+
+    Example
+    -------
+    >>> from collections import namedtuple
+    >>> Ckpt = namedtuple("Ckpt", "meta")
+    >>> ckpts = [Ckpt({"UA": 0.7, "epoch": 2}), Ckpt({"UA": 0.6, "epoch": 3}),
+    ...          Ckpt({"epoch": 4})]
+    >>> max(ckpts, key=checkpoint_rank(1)).meta["epoch"]
+    2
+    >>> max(ckpts, key=checkpoint_rank(3)).meta["epoch"]
+    3
+    >>> checkpoint_rank(0)
+    Traceback (most recent call last):
+    ...
+    ValueError: select_from_epoch must be an epoch number (1 or more), got 0
+    """
+    if (
+        isinstance(select_from_epoch, bool)
+        or not isinstance(select_from_epoch, int)
+        or select_from_epoch < 1
+    ):
+        raise ValueError(
+            "select_from_epoch must be an epoch number (1 or more), got "
+            f"{select_from_epoch!r}"
+        )
+
+    def rank(ckpt):
+        if "UA" not in ckpt.meta:
+            return (False, False, 0.0)
+        late = ckpt.meta.get("epoch", select_from_epoch) >= select_from_epoch
+        return (True, late, ckpt.meta["UA"])
+
+    return rank
+
+
+def check_selection(hparams):
+    """Refuse a ``select_from_epoch`` that is not an epoch of the run.
+
+    Called before anything is written (``start_run``'s ``check``).
+
+    Arguments
+    ---------
+    hparams : dict
+        ``select_from_epoch`` and ``number_of_epochs``.
+
+    Example
+    -------
+    >>> check_selection({"select_from_epoch": 3, "number_of_epochs": 4})
+    >>> check_selection({"select_from_epoch": 5, "number_of_epochs": 4})
+    Traceback (most recent call last):
+    ...
+    ValueError: select_from_epoch: 5 is after the last epoch \
+(number_of_epochs: 4), so no checkpoint could be selected
+    """
+    first, last = hparams["select_from_epoch"], hparams["number_of_epochs"]
+    checkpoint_rank(first)
+    if first > last:
+        raise ValueError(
+            f"select_from_epoch: {first} is after the last epoch "
+            f"(number_of_epochs: {last}), so no checkpoint could be selected"
+        )
 
 
 def _embed(brain, rows, hparams):
@@ -205,12 +290,15 @@ def evaluate(brain, hparams):
     dict
         :func:`emotion_invariant.emotion.metrics.classification_report` plus
         ``title``, ``fold``, ``speakers`` (per role), ``test_speakers``,
-        ``best_dev_ua``, ``probe`` and, with ``centred_backend``,
-        ``centred`` and ``uncentred`` (:func:`centred_backend` with and
-        without centring, less their confusion matrices); also written to
-        ``eval_folder``.
+        ``best_dev_ua`` and ``best_epoch`` (the checkpoint's), ``probe``
+        and, with ``centred_backend``, ``centred`` and ``uncentred``
+        (:func:`centred_backend` with and without centring, less their
+        confusion matrices); also written to ``eval_folder``.
     """
-    best = brain.checkpointer.recover_if_possible(max_key="UA")
+    best = brain.checkpointer.recover_if_possible(
+        importance_key=checkpoint_rank(hparams["select_from_epoch"]),
+        ckpt_predicate=lambda ckpt: "UA" in ckpt.meta,
+    )
     brain.modules.eval()
     labels = hparams["emotion_labels"]
     out = hparams["eval_folder"]
@@ -274,6 +362,7 @@ def evaluate(brain, hparams):
         },
         "test_speakers": sorted({row["spk_id"] for row in test_rows}),
         "best_dev_ua": best.meta.get("UA") if best is not None else None,
+        "best_epoch": best.meta.get("epoch") if best is not None else None,
         **report,
         "probe": probe,
     }

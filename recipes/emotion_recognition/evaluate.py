@@ -27,7 +27,11 @@ import sys
 from emotion_invariant.data.labels import labelled_splits
 from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.emotion.model import size_model
-from emotion_invariant.emotion.report import evaluate, summarize
+from emotion_invariant.emotion.report import (
+    check_selection,
+    evaluate,
+    summarize,
+)
 from emotion_invariant.experiment import requested_folds, start_run
 
 
@@ -35,8 +39,8 @@ def main(argv=None):
     """Evaluate the best checkpoint of each requested run; summarise."""
     argv = list(argv or sys.argv[1:])
     hparams = None
-    for fold in requested_folds(argv):
-        hparams, run_opts = start_run(argv, fold)
+    for fold in requested_folds(argv, check_selection):
+        hparams, run_opts = start_run(argv, fold, check_selection)
         _, _, labels, speakers = labelled_splits(hparams)
         hparams["emotion_labels"] = labels
         size_model(hparams, len(labels), len(speakers))

@@ -162,7 +162,7 @@ def build(argv, fold=None):
 def main(argv=None):
     """Pretrain once per requested fold; returns the last encoder's path."""
     argv = list(argv or sys.argv[1:])
-    for fold in requested_folds(argv):
+    for fold in requested_folds(argv, check_settings):
         brain, hparams, data = build(argv, fold)
         loader = {
             "batch_sampler": hparams["batch_sampler"],

@@ -41,7 +41,12 @@ from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.emotion.dataio import dataio_prep
 from emotion_invariant.emotion.metrics import classification_report
 from emotion_invariant.emotion.model import setup_model
-from emotion_invariant.emotion.report import evaluate, summarize
+from emotion_invariant.emotion.report import (
+    check_selection,
+    checkpoint_rank,
+    evaluate,
+    summarize,
+)
 from emotion_invariant.experiment import requested_folds, start_run
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
 from emotion_invariant.models.embedder import embed
@@ -167,7 +172,8 @@ class EmotionBrain(DistributedBrain):
         self.stage_start = time.perf_counter()
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Log, anneal the learning rate, keep the best dev UA."""
+        """Log, anneal the learning rate, keep the best dev UA (from
+        ``select_from_epoch`` on) and the latest epoch."""
         batches = max(1, self.stats.pop("batches", 0))
         stats = {"loss": stage_loss}
         stats.update({k: v / batches for k, v in self.stats.items()})
@@ -192,7 +198,10 @@ class EmotionBrain(DistributedBrain):
                 valid_stats=stats,
             )
             self.checkpointer.save_and_keep_only(
-                meta={"UA": report["ua"]}, max_keys=["UA"]
+                meta={"UA": report["ua"], "epoch": epoch},
+                importance_keys=[
+                    checkpoint_rank(self.hparams.select_from_epoch)
+                ],
             )
 
 
@@ -213,7 +222,7 @@ def build(argv, fold=None):
         ``(brain, hparams, datasets)`` with datasets ``train``, ``dev``
         and ``test``.
     """
-    hparams, run_opts = start_run(argv, fold)
+    hparams, run_opts = start_run(argv, fold, check_selection)
     datasets = dataio_prep(hparams)
     hparams["train_dataloader_options"], hparams["steps_per_epoch"] = (
         training_steps(
@@ -248,7 +257,7 @@ def fit(brain, hparams, datasets):
 def main(argv=None):
     """Prepare, train and evaluate every requested run; returns the summary."""
     argv = list(argv or sys.argv[1:])
-    for fold in requested_folds(argv):
+    for fold in requested_folds(argv, check_selection):
         brain, hparams, datasets = build(argv, fold)
         fit(brain, hparams, datasets)
         main_process_only(evaluate)(brain, hparams)
