@@ -460,23 +460,52 @@ def test_checkpoints_kept_and_chosen_from_select_from_epoch(
     assert best.meta["epoch"] == chosen
 
 
-def test_select_from_epoch_in_the_recipe(recipe, tiny_corpus, tmp_path):
+def test_select_from_epoch_in_the_recipe(recipe, tiny_corpus, tmp_path, caplog):
     """The report's checkpoint is the best dev UA from the epoch asked for
-    on; an epoch past the last is refused before the run writes anything
-    (the empty save folder is SpeechBrain's Checkpointer's, made when the
-    yaml loads)."""
-    argv = _argv("ser_baseline.yaml", tiny_corpus, tmp_path / "run", "--debug")
-    recipe.main([*argv, "--select_from_epoch=2"])
+    on, and the run keeps it; an epoch past the last is refused before the
+    run writes anything (the empty save folder is SpeechBrain's
+    Checkpointer's, made when the yaml loads)."""
+    argv = _argv(
+        "ser_baseline.yaml",
+        tiny_corpus,
+        tmp_path / "run",
+        "--number_of_epochs=2",
+        "--select_from_epoch=2",
+    )
+    recipe.main(argv)
     report = json.loads((tmp_path / "run" / "eval" / "report.json").read_text())
     log = (tmp_path / "run" / "train_log.txt").read_text()
     assert report["best_epoch"] == 2
     assert report["best_dev_ua"] == pytest.approx(_valid_ua(log)[1], rel=1e-2)
+    metas = list((tmp_path / "run" / "save").glob("CKPT+*/CKPT.yaml"))
+    assert ["epoch: 2" in meta.read_text() for meta in metas] == [True]
+    # A checkpoint saved before epochs were recorded: said, not guessed.
+    text = metas[0].read_text().replace("epoch: 2\n", "")
+    metas[0].write_text(text)
+    _load("evaluate").main(argv)
+    assert (
+        "predates select_from_epoch"
+        in (tmp_path / "run" / "log.txt").read_text()
+    )
+    old = json.loads((tmp_path / "run" / "eval" / "report.json").read_text())
+    assert old["best_epoch"] is None
+    assert old["ua"] == report["ua"]
     late = _argv("ser_baseline.yaml", tiny_corpus, tmp_path / "late")
     with pytest.raises(ValueError, match="select_from_epoch: 11 is after"):
         recipe.main([*late, "--select_from_epoch=11"])
     assert [p.name for p in (tmp_path / "late").rglob("*")] == ["save"]
     with pytest.raises(ValueError, match="select_from_epoch: 0 is not valid"):
         recipe.main([*late, "--select_from_epoch=0"])
+
+
+def test_evaluating_a_run_without_checkpoints_is_refused(tiny_corpus, tmp_path):
+    """A folder never trained (or trained with --debug, which keeps its
+    checkpoints in a temporary folder) is refused, not scored with an
+    untrained model."""
+    argv = _argv("ser_baseline.yaml", tiny_corpus, tmp_path)
+    with pytest.raises(ValueError, match="no end-of-epoch checkpoint"):
+        _load("evaluate").main(argv)
+    assert not (tmp_path / "eval").exists()
 
 
 def test_adversary_reverses_the_encoder_gradient(recipe, tiny_corpus, tmp_path):

@@ -14,6 +14,7 @@ pooled confusion matrix. The emotion recipe's ``train.py`` and
 import csv
 import glob
 import json
+import logging
 import os
 import random
 from functools import partial
@@ -52,6 +53,8 @@ METRICS = (
 BACKENDS = (("uncentred_ua", "UA LR"), ("centred_ua", "UA LR centred"))
 # The run report's key of each backend column.
 _BACKEND_KEYS = {"uncentred_ua": "uncentred", "centred_ua": "centred"}
+
+logger = logging.getLogger(__name__)
 
 
 def checkpoint_rank(select_from_epoch=1):
@@ -299,6 +302,13 @@ def evaluate(brain, hparams):
         importance_key=checkpoint_rank(hparams["select_from_epoch"]),
         ckpt_predicate=lambda ckpt: "UA" in ckpt.meta,
     )
+    late = hparams["select_from_epoch"] > 1
+    if late and best is not None and "epoch" not in best.meta:
+        logger.warning(
+            "%s predates select_from_epoch (no epoch in its meta): chosen "
+            "by dev UA alone",
+            best.path,
+        )
     brain.modules.eval()
     labels = hparams["emotion_labels"]
     out = hparams["eval_folder"]
