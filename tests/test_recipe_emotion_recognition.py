@@ -498,14 +498,26 @@ def test_select_from_epoch_in_the_recipe(recipe, tiny_corpus, tmp_path, caplog):
         recipe.main([*late, "--select_from_epoch=0"])
 
 
-def test_evaluating_a_run_without_checkpoints_is_refused(tiny_corpus, tmp_path):
+def test_evaluating_a_run_without_checkpoints_is_refused(
+    recipe, tiny_corpus, tmp_path
+):
     """A folder never trained (or trained with --debug, which keeps its
     checkpoints in a temporary folder) is refused, not scored with an
-    untrained model."""
-    argv = _argv("ser_baseline.yaml", tiny_corpus, tmp_path)
+    untrained emotion head; so is a run of no epoch."""
+    argv = _argv("ser_baseline.yaml", tiny_corpus, tmp_path / "none")
     with pytest.raises(ValueError, match="no end-of-epoch checkpoint"):
         _load("evaluate").main(argv)
-    assert not (tmp_path / "eval").exists()
+    assert not (tmp_path / "none" / "eval").exists()
+    # No epoch to train: refused before the corpus is prepared.
+    argv = _argv(
+        "ser_baseline.yaml",
+        tiny_corpus,
+        tmp_path / "zero",
+        "--number_of_epochs=0",
+    )
+    with pytest.raises(ValueError, match="number_of_epochs: 0"):
+        recipe.main(argv)
+    assert not (tmp_path / "zero" / "manifests").exists()
 
 
 def test_adversary_reverses_the_encoder_gradient(recipe, tiny_corpus, tmp_path):

@@ -297,13 +297,23 @@ def evaluate(brain, hparams):
         and, with ``centred_backend``, ``centred`` and ``uncentred``
         (:func:`centred_backend` with and without centring, less their
         confusion matrices); also written to ``eval_folder``.
+
+    Raises
+    ------
+    ValueError
+        When the run has no end-of-epoch checkpoint (nothing is written).
     """
     best = brain.checkpointer.recover_if_possible(
         importance_key=checkpoint_rank(hparams["select_from_epoch"]),
         ckpt_predicate=lambda ckpt: "UA" in ckpt.meta,
     )
-    late = hparams["select_from_epoch"] > 1
-    if late and best is not None and "epoch" not in best.meta:
+    if best is None:
+        raise ValueError(
+            f"{hparams['save_folder']}: no end-of-epoch checkpoint, so no "
+            "trained emotion head to evaluate (a --debug run keeps its "
+            "checkpoints in a temporary folder)"
+        )
+    if hparams["select_from_epoch"] > 1 and "epoch" not in best.meta:
         logger.warning(
             "%s predates select_from_epoch (no epoch in its meta): chosen "
             "by dev UA alone",
@@ -371,8 +381,8 @@ def evaluate(brain, hparams):
             for name, rows in parts.items()
         },
         "test_speakers": sorted({row["spk_id"] for row in test_rows}),
-        "best_dev_ua": best.meta.get("UA") if best is not None else None,
-        "best_epoch": best.meta.get("epoch") if best is not None else None,
+        "best_dev_ua": best.meta["UA"],
+        "best_epoch": best.meta.get("epoch"),
         **report,
         "probe": probe,
     }

@@ -50,14 +50,6 @@ def main(argv=None):
             run_opts=run_opts,
             checkpointer=hparams["checkpointer"],
         )
-        if not any(
-            "UA" in c.meta for c in brain.checkpointer.list_checkpoints()
-        ):
-            raise ValueError(
-                f"{hparams['save_folder']}: no end-of-epoch checkpoint to "
-                "evaluate (a --debug run keeps its checkpoints in a "
-                "temporary folder)"
-            )
         evaluate(brain, hparams)
     return summarize(hparams)
 
