@@ -460,7 +460,7 @@ def test_checkpoints_kept_and_chosen_from_select_from_epoch(
     assert best.meta["epoch"] == chosen
 
 
-def test_select_from_epoch_in_the_recipe(recipe, tiny_corpus, tmp_path, caplog):
+def test_select_from_epoch_in_the_recipe(recipe, tiny_corpus, tmp_path):
     """The report's checkpoint is the best dev UA from the epoch asked for
     on, and the run keeps it; an epoch past the last is refused before the
     run writes anything (the empty save folder is SpeechBrain's
