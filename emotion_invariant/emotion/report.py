@@ -133,8 +133,7 @@ def check_selection(hparams):
 (number_of_epochs: 4), so no checkpoint could be selected
     """
     first, last = hparams["select_from_epoch"], hparams["number_of_epochs"]
-    checkpoint_rank(first)
-    if first > last:
+    if first > last:  # its type and range: hparams.RULES, at load
         raise ValueError(
             f"select_from_epoch: {first} is after the last epoch "
             f"(number_of_epochs: {last}), so no checkpoint could be selected"
