@@ -198,3 +198,86 @@ def test_cache_must_be_a_folder_name(corpus):
     root, manifest = corpus
     with pytest.raises(ManifestError, match="audio_cache: 5 is not valid"):
         check_manifest_audio(manifest, str(root), 0.1, cache=5)
+
+
+def _entries(transform):
+    """A cache file edited by ``transform`` of each entry."""
+
+    def edit(stored):
+        stored["files"] = {k: transform(v) for k, v in stored["files"].items()}
+        return stored
+
+    return edit
+
+
+MALFORMED = {
+    "short entries": (_entries(lambda e: e[:2]), "expected a list of 5"),
+    "long entries": (_entries(lambda e: [*e, 1]), "expected a list of 5"),
+    "numbers as text": (
+        _entries(lambda e: [str(v) for v in e]),
+        "size '",
+    ),
+    "no sample rate": (
+        _entries(lambda e: [*e[:3], 0, e[4]]),
+        "sample rate 0",
+    ),
+    "boolean frames": (
+        _entries(lambda e: [*e[:2], True, *e[3:]]),
+        "frames True",
+    ),
+    "null peak": (_entries(lambda e: [*e[:4], None]), "peak None"),
+    "entries in a list": (
+        lambda stored: {**stored, "files": list(stored["files"].values())},
+        "'files' is not a JSON object",
+    ),
+    "a list": (lambda stored: list(stored["files"].values()), "a list"),
+    "no files": (lambda stored: {"data_root": stored["data_root"]}, "files"),
+    "null": (lambda stored: None, "null"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(MALFORMED))
+def test_cache_of_the_wrong_shape_is_ignored_and_rewritten(
+    shape, corpus, tmp_path, monkeypatch, warnings
+):
+    """Valid JSON that is not what the check writes: a warning naming the
+    file and what is wrong, every file read again, the cache rewritten."""
+    edit, what = MALFORMED[shape]
+    root, manifest = corpus
+    cache = tmp_path / "cache"
+    check_manifest_audio(manifest, str(root), 0.1, cache=str(cache))
+    (written,) = cache.iterdir()
+    good = json.loads(written.read_text())
+    written.write_text(json.dumps(edit(json.loads(written.read_text()))))
+    warnings.clear()
+    assert check_manifest_audio(manifest, str(root), 0.1, cache=str(cache)) == (
+        manifest
+    )
+    (ignored,) = [w for w in warnings if "audio_cache: ignoring" in w]
+    assert str(written) in ignored
+    assert what in ignored
+    assert json.loads(written.read_text()) == good
+    _no_reading(monkeypatch)
+    warnings.clear()
+    check_manifest_audio(manifest, str(root), 0.1, cache=str(cache))
+    assert not any("audio_cache" in w for w in warnings)
+
+
+def test_unreadable_cache_is_named_and_rewritten(corpus, tmp_path, warnings):
+    root, manifest = corpus
+    cache = tmp_path / "cache"
+    check_manifest_audio(manifest, str(root), 0.1, cache=str(cache))
+    (written,) = cache.iterdir()
+    good = written.read_text()
+    written.write_text("{not json")
+    warnings.clear()
+    check_manifest_audio(manifest, str(root), 0.1, cache=str(cache))
+    (ignored,) = [w for w in warnings if "audio_cache: ignoring" in w]
+    assert f"{written}: not JSON" in ignored
+    assert written.read_text() == good
+
+
+def test_a_missing_cache_gives_no_warning(corpus, tmp_path, warnings):
+    root, manifest = corpus
+    check_manifest_audio(manifest, str(root), 0.1, cache=str(tmp_path / "c"))
+    assert not any("audio_cache" in w for w in warnings)

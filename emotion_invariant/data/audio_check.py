@@ -19,6 +19,7 @@ import hashlib
 import json
 import logging
 import os
+import reprlib
 
 import numpy
 import soundfile
@@ -62,6 +63,84 @@ def _inspect(path, where, start, stop):
     return info.frames, info.samplerate, float(numpy.abs(audio).max())
 
 
+#: How an error names what a cache file holds instead of an object.
+JSON_TYPES = {
+    list: "a list",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    type(None): "null",
+}
+
+#: What each stored entry holds, in order (all integers but the peak).
+ENTRY = ("size", "mtime_ns", "frames", "sample rate", "peak")
+
+
+def _entry_problem(entry):
+    """Why a stored entry is not what :meth:`AudioCache.put` writes (None
+    if it is): a corrupt or hand-edited one would pass a file on a wrong
+    length, or fail with a bare unpacking error.
+
+    Example
+    -------
+    >>> _entry_problem([44, 1700000000000000000, 3200, 16000, 0.5])
+    >>> _entry_problem([44, 1700000000000000000])
+    'expected a list of 5 (size, mtime_ns, frames, sample rate, peak), \
+got [44, 1700000000000000000]'
+    >>> _entry_problem([44, 17, 3200, 0, 0.5])
+    'sample rate 0 is not a positive integer'
+    """
+    if not isinstance(entry, list) or len(entry) != len(ENTRY):
+        return (
+            f"expected a list of {len(ENTRY)} ({', '.join(ENTRY)}), got "
+            f"{reprlib.repr(entry)}"
+        )
+    *counts, peak = entry
+    for name, value in zip(ENTRY, counts):
+        # bool is an int to Python, never to this file
+        if type(value) is not int:
+            return f"{name} {reprlib.repr(value)} is not an integer"
+    size, _, frames, rate = counts
+    if size < 0 or frames < 0:
+        return f"negative size or frames in {entry}"
+    if rate <= 0:
+        return f"sample rate {rate} is not a positive integer"
+    if type(peak) not in (int, float) or not 0 <= peak < float("inf"):
+        return f"peak {reprlib.repr(peak)} is not a number >= 0"
+    return None
+
+
+def _stored_problem(stored):
+    """Why a cache file's JSON is not what :meth:`AudioCache.save` writes
+    (None if it is), naming the first wrong entry.
+
+    Example
+    -------
+    >>> _stored_problem({"data_root": "/c", "files": {}})
+    >>> _stored_problem([])
+    'expected a JSON object with data_root and files, got a list'
+    >>> _stored_problem({"data_root": "/c", "files": {"/c/a.wav|0|None": []}})
+    ... # doctest: +ELLIPSIS
+    "entry '/c/a.wav|0|None': expected a list of 5 (...), got []"
+    """
+    if not isinstance(stored, dict) or set(stored) != {"data_root", "files"}:
+        if isinstance(stored, dict):
+            got = f"keys {sorted(stored)}" if stored else "an empty object"
+        else:
+            got = JSON_TYPES.get(type(stored), type(stored).__name__)
+        return f"expected a JSON object with data_root and files, got {got}"
+    if not isinstance(stored["data_root"], str):
+        return f"'data_root' {reprlib.repr(stored['data_root'])} is not text"
+    if not isinstance(stored["files"], dict):
+        return "'files' is not a JSON object"
+    for key, entry in stored["files"].items():
+        problem = _entry_problem(entry)
+        if problem is not None:
+            return f"entry {reprlib.repr(key)}: {problem}"
+    return None
+
+
 class AudioCache:
     """What each file passed the check with, kept between runs.
 
@@ -69,7 +148,9 @@ class AudioCache:
     and segment its size, modification time, length in frames, sample rate
     and peak. An entry is used only while the file's size and modification
     time are those it was stored with; otherwise the file is read again.
-    A cache that cannot be read is ignored, one that cannot be written is
+    A cache that cannot be read, or holds anything but what :meth:`save`
+    writes, is ignored with a warning naming it and what is wrong, and
+    rewritten at the end of the check; one that cannot be written is
     reported and the check goes on without it.
 
     Arguments
@@ -107,10 +188,31 @@ class AudioCache:
         try:
             with open(self.path) as f:
                 stored = json.load(f)
-            if stored.get("data_root") == root:
-                self.entries = dict(stored["files"])
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            pass  # absent or unreadable: every file is read
+        except FileNotFoundError:
+            return  # the first check of this corpus
+        except (OSError, ValueError) as err:
+            if isinstance(err, OSError):
+                why = os_error_message(err)
+            else:
+                why = f"{self.path}: not JSON ({err})"
+            self._ignore(why)
+            return
+        problem = _stored_problem(stored)
+        if problem is None and stored["data_root"] != root:
+            problem = f"holds {stored['data_root']!r}, not this corpus"
+        if problem is not None:
+            self._ignore(f"{self.path}: {problem}")
+            return
+        self.entries = stored["files"]
+
+    def _ignore(self, why):
+        """Start empty, and rewrite the cache at the end of the check."""
+        logger.warning(
+            "audio_cache: ignoring %s; every file is read again and the "
+            "cache rewritten",
+            why,
+        )
+        self.changed = True
 
     @staticmethod
     def key(path, start, stop):
