@@ -304,7 +304,9 @@ def keep_freed_memory(limit=256 << 20):
     stages frozen on 2 threads: 23% less time a step, a quarter of the
     page faults, 2.6 GB more peak memory (freed blocks stay with the
     process); limits of 48 and 64 MB gain nothing. A no-op off glibc
-    (macOS, musl) and when ``EMOTION_INVARIANT_MALLOC=default`` is set.
+    (macOS, musl) and when ``EMOTION_INVARIANT_MALLOC=default`` is set;
+    any other value of it (but empty) is an error, since a typo would keep
+    the thresholds the user meant to turn off.
 
     Arguments
     ---------
@@ -317,13 +319,25 @@ def keep_freed_memory(limit=256 << 20):
     bool
         Whether the thresholds were set.
 
+    Raises
+    ------
+    ValueError
+        ``EMOTION_INVARIANT_MALLOC`` is set to another value than
+        ``default``, naming the value and what is accepted.
+
     Example
     -------
     >>> keep_freed_memory() in (True, False)
     True
     """
-    if os.environ.get("EMOTION_INVARIANT_MALLOC") == "default":
+    setting = os.environ.get("EMOTION_INVARIANT_MALLOC", "")
+    if setting == "default":
         return False
+    if setting:
+        raise ValueError(
+            f"EMOTION_INVARIANT_MALLOC={setting!r} is not valid; expected "
+            "'default' (glibc's own settings) or unset (keep freed memory)"
+        )
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
     try:

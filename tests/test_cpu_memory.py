@@ -58,3 +58,54 @@ def test_the_environment_variable_keeps_the_default():
         "keep", env={"EMOTION_INVARIANT_MALLOC": "default"}
     )
     assert not applied and faults > 19 * 8_000
+
+
+@pytest.mark.parametrize("value", ["Default", "off", "0", "default "])
+def test_an_unknown_value_is_refused(value, monkeypatch):
+    """A typo would otherwise keep the thresholds the user meant to turn
+    off (2.6 GB more peak memory)."""
+    from emotion_invariant.utils import keep_freed_memory
+
+    monkeypatch.setenv("EMOTION_INVARIANT_MALLOC", value)
+    with pytest.raises(ValueError) as err:
+        keep_freed_memory()
+    assert str(err.value) == (
+        f"EMOTION_INVARIANT_MALLOC={value!r} is not valid; expected "
+        "'default' (glibc's own settings) or unset (keep freed memory)"
+    )
+
+
+def test_an_empty_value_is_unset(monkeypatch):
+    from emotion_invariant.utils import keep_freed_memory
+
+    monkeypatch.setenv("EMOTION_INVARIANT_MALLOC", "")
+    assert keep_freed_memory() in (True, False)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [
+            "recipes/speaker_verification/train.py",
+            "hparams/speaker_verification/ecapa_baseline.yaml",
+        ],
+        ["-m", "emotion_invariant.clustering", "--help"],
+    ],
+    ids=["recipe", "clustering"],
+)
+def test_an_unknown_value_stops_a_command_in_one_line(command, tmp_path):
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = tmp_path / "run"
+    done = subprocess.run(
+        [sys.executable, *command, f"--output_folder={out}"],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "EMOTION_INVARIANT_MALLOC": "off"},
+    )
+    assert done.returncode != 0
+    assert done.stderr.strip() == (
+        "error: EMOTION_INVARIANT_MALLOC='off' is not valid; expected "
+        "'default' (glibc's own settings) or unset (keep freed memory)"
+    )
+    assert not out.exists()

@@ -7,5 +7,8 @@ from emotion_invariant.clustering.analysis import main
 from emotion_invariant.utils import keep_freed_memory
 
 if __name__ == "__main__":
-    keep_freed_memory()
+    try:
+        keep_freed_memory()
+    except ValueError as err:
+        sys.exit(f"error: {err}")
     sys.exit(main())
