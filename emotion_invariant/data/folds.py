@@ -7,6 +7,8 @@ deterministically from a seed, with each gender spread evenly across
 folds and splits.
 """
 
+import itertools
+import logging
 import os
 import random
 from collections import defaultdict
@@ -16,10 +18,20 @@ from emotion_invariant.data.manifest import (
     read_manifest,
     write_manifest,
 )
+from emotion_invariant.data.trials import NEUTRAL, make_trials, write_trials
+
+logger = logging.getLogger(__name__)
 
 #: The fewest speakers a train/dev/test split can take: two test speakers
 #: (so that trials have non-target pairs), one dev, one training.
 MIN_SPLIT_SPEAKERS = 4
+
+#: The fewest dev speakers of a speaker-verification fold: its dev trials
+#: select the checkpoints, and a non-target trial is of two speakers.
+MIN_DEV_SPEAKERS = 2
+
+#: The fewest training speakers a fold's split leaves.
+MIN_TRAIN_SPEAKERS = 2
 
 
 def _gender_groups(genders, seed):
@@ -34,6 +46,17 @@ def _gender_groups(genders, seed):
         rng.shuffle(speakers)
         ordered.append(speakers)
     return ordered
+
+
+def _balanced_order(genders, seed):
+    """Speakers in an order whose every prefix holds each gender in
+    proportion: a speaker's rank within its gender, as a fraction of the
+    gender's size, interleaves the groups."""
+    keyed = []
+    for g, group in enumerate(_gender_groups(genders, seed)):
+        for rank, spk in enumerate(group):
+            keyed.append(((rank + 0.5) / len(group), g, spk))
+    return [spk for _, _, spk in sorted(keyed)]
 
 
 def speaker_folds(genders, held_out=4, seed=0):
@@ -125,13 +148,7 @@ def speaker_split(genders, test=0.2, dev=0.1, seed=0):
             "and at least one training speaker; a speaker-disjoint split "
             f"needs at least {MIN_SPLIT_SPEAKERS} speakers"
         )
-    # Rank within a gender group, as a fraction of the group: sorting on it
-    # interleaves the groups in proportion to their sizes.
-    keyed = []
-    for g, group in enumerate(_gender_groups(genders, seed)):
-        for rank, spk in enumerate(group):
-            keyed.append(((rank + 0.5) / len(group), g, spk))
-    order = [spk for _, _, spk in sorted(keyed)]
+    order = _balanced_order(genders, seed)
     split = {spk: "test" for spk in order[:n_test]}
     split.update({spk: "dev" for spk in order[n_test : n_test + n_dev]})
     split.update({spk: "train" for spk in order[n_test + n_dev :]})
@@ -264,6 +281,168 @@ def fold_split(
     return parts
 
 
+def held_out_utterances(rows, fraction=0.15, seed=0):
+    """Utterances of each speaker held out of training, for dev trials.
+
+    About ``fraction`` of each speaker's utterances and at least two (a
+    target pair), dealt over its emotions in turn, neutral first, so that
+    the speakers' held-out utterances share emotion conditions (non-target
+    pairs). A speaker with fewer than twice as many utterances gives none.
+
+    Arguments
+    ---------
+    rows : list of dict
+        Manifest rows (``ID``, ``spk_id``, ``emo``).
+    fraction : float
+        Share of each speaker's utterances to hold out.
+    seed : int
+        The same rows and seed always hold out the same utterances.
+
+    Returns
+    -------
+    set of str
+        The IDs held out.
+
+    Example
+    -------
+    >>> rows = [{"ID": f"{s}{e}{i}", "spk_id": s, "emo": e}
+    ...         for s in "ab" for e in ("ang", "neu") for i in range(3)]
+    >>> sorted(held_out_utterances(rows, seed=1))
+    ['aang2', 'aneu1', 'bang0', 'bneu0']
+    """
+    rng = random.Random(seed)
+    by_speaker = defaultdict(lambda: defaultdict(list))
+    for row in sorted(rows, key=lambda row: row["ID"]):
+        by_speaker[row["spk_id"]][row.get("emo", "")].append(row["ID"])
+    held = set()
+    for spk in sorted(by_speaker):
+        by_emotion = by_speaker[spk]
+        count = sum(map(len, by_emotion.values()))
+        n_held = max(2, round(fraction * count))
+        if count < 2 * n_held:
+            continue
+        queues = []
+        for emo in sorted(by_emotion, key=lambda emo: (emo != NEUTRAL, emo)):
+            rng.shuffle(by_emotion[emo])
+            queues.append(by_emotion[emo])
+        dealt = itertools.chain.from_iterable(itertools.zip_longest(*queues))
+        held.update(itertools.islice(filter(None, dealt), n_held))
+    return held
+
+
+def verification_split(
+    rows, fold_of, fold, dev_fraction=0.15, seed=0, source="<manifest>"
+):
+    """:func:`fold_split`, with at least two dev speakers.
+
+    A speaker-verification run selects its checkpoints by the EER of the
+    dev speakers' trials, and a non-target trial is of two speakers. Where
+    ``dev_fraction`` of the other speakers gives two dev speakers or more
+    and leaves two or more to train, the split is :func:`fold_split`'s.
+    Where it gives one (fewer than 10 other speakers at 0.15), or leaves
+    fewer than two to train, the dev speakers are drawn gender-balanced
+    from the other speakers, two or more and leaving two to train; with
+    two or three other speakers, every one of them trains and dev is
+    held-out utterances of each (:func:`held_out_utterances`): an EER on
+    speakers seen in training, which still ranks the checkpoints but
+    flatters them. A warning names the dev speakers and why. The fold's
+    speakers are the test set either way.
+
+    Arguments
+    ---------
+    rows, fold_of, fold, dev_fraction, seed, source
+        As :func:`fold_split` takes them; with held-out utterances,
+        ``dev_fraction`` is the share of each speaker's utterances.
+
+    Returns
+    -------
+    dict
+        ``{"train": rows, "dev": rows, "test": rows}``.
+
+    Example
+    -------
+    >>> rows = [{"ID": f"{s}{i}", "spk_id": s, "emo": "neu", "gender": ""}
+    ...         for s in "abcdef" for i in range(4)]
+    >>> fold_of = dict(zip("abcdef", "112222"))
+    >>> parts = verification_split(rows, fold_of, "1")
+    >>> [sorted({r["spk_id"] for r in parts[k]}) for k in ("dev", "train")]
+    [['c', 'e'], ['d', 'f']]
+    """
+    fold = str(fold)
+    others = sorted(spk for spk, f in fold_of.items() if f != fold)
+    n_dev = max(1, round(dev_fraction * len(others)))
+    if fold not in fold_of.values() or (
+        n_dev >= MIN_DEV_SPEAKERS and len(others) - n_dev >= MIN_TRAIN_SPEAKERS
+    ):
+        return fold_split(rows, fold_of, fold, dev_fraction, seed, source)
+    if len(others) < MIN_TRAIN_SPEAKERS:
+        raise ManifestError(
+            f"{source}: fold {fold!r} leaves {len(others)} speaker(s) for "
+            f"dev and training; at least {MIN_TRAIN_SPEAKERS} are needed"
+        )
+    genders = {row["spk_id"]: row.get("gender", "") for row in rows}
+    parts = {"train": [], "dev": [], "test": []}
+    if len(others) >= MIN_DEV_SPEAKERS + MIN_TRAIN_SPEAKERS:
+        order = _balanced_order({spk: genders[spk] for spk in others}, seed)
+        kept = min(
+            max(n_dev, MIN_DEV_SPEAKERS), len(others) - MIN_TRAIN_SPEAKERS
+        )
+        dev = set(order[:kept])
+        for row in rows:
+            f = fold_of.get(row["spk_id"])
+            if f is not None:
+                role = "test" if f == fold else "train"
+                parts["dev" if row["spk_id"] in dev else role].append(row)
+        logger.warning(
+            "%s: fold %s: a dev_fraction of %s of the %d other speakers "
+            "gives %d dev speaker(s) and leaves %d to train, where the dev "
+            "trials need %d (a non-target trial is of two speakers) and "
+            "training %d: dev speakers %s, drawn from the other speakers "
+            "(%d left to train)",
+            source,
+            fold,
+            dev_fraction,
+            len(others),
+            n_dev,
+            len(others) - n_dev,
+            MIN_DEV_SPEAKERS,
+            MIN_TRAIN_SPEAKERS,
+            ", ".join(sorted(dev)),
+            len(others) - len(dev),
+        )
+        return parts
+    training = [row for row in rows if row["spk_id"] in others]
+    held = held_out_utterances(training, dev_fraction, seed)
+    dev = sorted({row["spk_id"] for row in training if row["ID"] in held})
+    if len(dev) < MIN_DEV_SPEAKERS:
+        raise ManifestError(
+            f"{source}: fold {fold!r} leaves {len(others)} speakers for dev "
+            "and training, too few for two dev speakers, and too few of "
+            "their utterances to hold out for dev (at least 4 of each of "
+            "two speakers)"
+        )
+    for row in rows:
+        f = fold_of.get(row["spk_id"])
+        if f == fold:
+            parts["test"].append(row)
+        elif f is not None:
+            parts["dev" if row["ID"] in held else "train"].append(row)
+    logger.warning(
+        "%s: fold %s: the %d other speakers cannot give %d dev and %d "
+        "training speakers: dev is %d held-out utterances of the training "
+        "speakers %s; its EER, on speakers seen in training, ranks the "
+        "checkpoints but flatters them",
+        source,
+        fold,
+        len(others),
+        MIN_DEV_SPEAKERS,
+        MIN_TRAIN_SPEAKERS,
+        len(held),
+        ", ".join(dev),
+    )
+    return parts
+
+
 def check_speaker_independent(parts, sources=None):
     """Fail unless the test speakers are absent from training and dev.
 
@@ -312,10 +491,11 @@ def write_fold(
 ):
     """Write one fold's manifests and its test speakers' trial list.
 
-    The fold's speakers are the test set, a gender-balanced draw of the
-    others the dev set, the rest the training set; ``train.csv``,
-    ``dev.csv``, ``test.csv`` and ``trials.txt`` (emotional trials of the
-    test speakers) go to ``out_folder``, each written atomically.
+    The fold's speakers are the test set, a gender-balanced draw of at
+    least two of the others the dev set, the rest the training set (see
+    :func:`verification_split`); ``train.csv``, ``dev.csv``, ``test.csv``
+    and ``trials.txt`` (emotional trials of the test speakers) go to
+    ``out_folder``, each written atomically.
 
     Arguments
     ---------
@@ -327,7 +507,8 @@ def write_fold(
     out_folder : str
         Where the four files go.
     n_folds, seed, dev_fraction
-        As :func:`fold_of_speakers` and :func:`fold_split` take them.
+        As :func:`fold_of_speakers` and :func:`verification_split` take
+        them.
     max_per_condition : int, optional
         Cap on target and non-target trials per condition.
 
@@ -351,11 +532,9 @@ def write_fold(
     >>> sorted({r["spk_id"] for r in read_manifest(out["test"])})
     ['e', 'f']
     """
-    from emotion_invariant.data.trials import make_trials, write_trials
-
     rows = read_manifest(source)
     fold_of = fold_of_speakers(rows, n_folds, seed, source)
-    parts = fold_split(rows, fold_of, fold, dev_fraction, seed, source)
+    parts = verification_split(rows, fold_of, fold, dev_fraction, seed, source)
     check_speaker_independent(parts)
     os.makedirs(out_folder, exist_ok=True)
     paths = {
