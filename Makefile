@@ -55,23 +55,35 @@ pretrained: $(STAMP)
 # frozen, the head imprinted from 4 utterances a speaker. The synthetic
 # voices are far from VoxCeleb, so the model must move: lr 1e-3 -> 1e-4
 # (the preset's 5e-5 is for real speech, where it keeps what it knew).
+# A run is finished when its eval/report.json is there (the suite's rule):
+# it is then reused, not run again; remove its folder to run it again. An
+# interrupted run has none, and its recipe resumes it from its checkpoint.
 FT := $(SV_HP)/ecapa_voxceleb_finetune
 DEMO_FT_ARGS ?= --number_of_epochs=2 --utterances_per_epoch=800 \
 	--freeze_blocks=4 --imprint_utterances=4 --lr=0.001 --lr_final=0.0001
-demo: corpus pretrained
+DEMO_ZS := $(DEMO_DIR)/zero_shot
+DEMO_BASE := $(DEMO_DIR)/finetune/$(SEED)
+DEMO_EI := $(DEMO_DIR)/finetune_ei/$(SEED)
+REPORT := eval/report.json
+demo: $(DEMO_ZS)/$(REPORT) $(DEMO_BASE)/$(REPORT) $(DEMO_EI)/$(REPORT)
+	$(PY) $(SV)/compare.py --out $(DEMO_DIR)/comparison.md \
+		zero-shot=$(DEMO_ZS) fine-tuning=$(DEMO_BASE) \
+		emotion-invariant=$(DEMO_EI)
+
+$(DEMO_ZS)/$(REPORT): | corpus pretrained
 	$(PY) $(SV)/evaluate.py $(FT).yaml --seed=$(SEED) \
 		--data_folder=$(DEMO_DATA) --pretrained_path=$(PRETRAINED) \
-		--experiment=zero_shot --output_folder=$(DEMO_DIR)/zero_shot
+		--experiment=zero_shot --output_folder=$(DEMO_ZS)
+
+$(DEMO_BASE)/$(REPORT): | corpus pretrained
 	$(PY) $(SV)/train.py $(FT).yaml --seed=$(SEED) \
 		--data_folder=$(DEMO_DATA) --pretrained_path=$(PRETRAINED) \
-		--output_folder=$(DEMO_DIR)/finetune/$(SEED) $(DEMO_FT_ARGS)
+		--output_folder=$(DEMO_BASE) $(DEMO_FT_ARGS)
+
+$(DEMO_EI)/$(REPORT): | corpus pretrained
 	$(PY) $(SV)/train.py $(FT)_emotion_invariant.yaml --seed=$(SEED) \
 		--data_folder=$(DEMO_DATA) --pretrained_path=$(PRETRAINED) \
-		--output_folder=$(DEMO_DIR)/finetune_ei/$(SEED) $(DEMO_FT_ARGS)
-	$(PY) $(SV)/compare.py --out $(DEMO_DIR)/comparison.md \
-		zero-shot=$(DEMO_DIR)/zero_shot \
-		fine-tuning=$(DEMO_DIR)/finetune/$(SEED) \
-		emotion-invariant=$(DEMO_DIR)/finetune_ei/$(SEED)
+		--output_folder=$(DEMO_EI) $(DEMO_FT_ARGS)
 
 # The published model as it is, on any corpus's emotional trials:
 # make zero-shot CORPUS=ravdess DATA=/path/to/Audio_Speech_Actors_01-24
