@@ -64,3 +64,64 @@ def test_random_bytes_embedding_file_gives_no_advice(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"error: {path}: unreadable embedding file: not tensors" in err
     assert "weights_only" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("target", ["--embeddings", "--trials", "--report"])
+def test_output_over_an_input_is_refused(embeddings, tmp_path, capsys, target):
+    """``--out`` (or the report) naming an input, by another spelling of
+    its path, is refused before anything runs; the input is unchanged."""
+    trials = tmp_path / "trials.txt"
+    trials.write_text("1 a b\n0 a c\n")
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path)
+    argv = ["--embeddings", str(embeddings), "--trials", str(trials)]
+    if target == "--report":
+        argv += ["--out", str(tmp_path / "s.txt")]
+        argv += ["--report", str(link / "emb.npz")]
+        victim, flag = embeddings, "--embeddings"
+    else:
+        victim = embeddings if target == "--embeddings" else trials
+        flag = target
+        argv += ["--out", str(link / victim.name)]
+    before = victim.read_bytes()
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "Traceback" not in err
+    assert f"is {victim}, given as {flag}" in err
+    assert victim.read_bytes() == before
+    assert not (tmp_path / "s.txt").exists()
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("gpu0", "--device gpu0: not a torch device; use cpu, cuda or cuda:N"),
+        ("cuda", "--device cuda: no GPU is visible"),
+        ("cuda:1", "--device cuda:1: no GPU is visible"),
+    ],
+)
+def test_bad_device_is_one_line(
+    embeddings, tmp_path, capsys, monkeypatch, device, message
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
+    status, _, out = _score(
+        embeddings, "1 a b\n0 a c\n", tmp_path, "--device", device
+    )
+    assert status == 1
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not out.exists()
+
+
+def test_gpu_index_beyond_the_visible_ones(
+    embeddings, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    status, _, out = _score(
+        embeddings, "1 a b\n0 a c\n", tmp_path, "--device", "cuda:1"
+    )
+    assert status == 1
+    assert capsys.readouterr().err == (
+        "error: --device cuda:1: 1 GPU(s) visible, cuda:0 to cuda:0\n"
+    )

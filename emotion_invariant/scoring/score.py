@@ -5,16 +5,20 @@ Command line::
     python -m emotion_invariant.scoring --embeddings E --trials T
         [--cohort C] [--norm none|z|t|s|as] [--topk K] [--subtract-mean]
         [--skip-missing] --out SCORES [--report REPORT.json]
-        [--device cpu|cuda] [--title TITLE]
+        [--device cpu|cuda|cuda:N] [--title TITLE]
 
 Writes ``enrol test label score`` lines (SpeechBrain's order) and, with
 ``--report``, REPORT.json, REPORT.md and REPORT_det.png. Everything is
-checked before anything is written, so a bad input leaves no files.
+checked before anything is written, so a bad input leaves no files, and an
+output that would overwrite an input is refused before anything runs.
 """
 
 import argparse
 import logging
+import os
 import sys
+
+import torch
 
 from emotion_invariant.data.manifest import ManifestError
 from emotion_invariant.scoring import (
@@ -27,6 +31,8 @@ from emotion_invariant.scoring import (
     write_report,
     write_scores,
 )
+from emotion_invariant.scoring.errors import ScoringError
+from emotion_invariant.scoring.report import report_paths
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +173,99 @@ def warn_self_trials(trials, source):
     return count
 
 
+def check_device(device):
+    """A ``--device`` value as a torch device, refused where it cannot run.
+
+    Arguments
+    ---------
+    device : str
+        ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Returns
+    -------
+    torch.device
+
+    Raises
+    ------
+    ScoringError
+        For a string torch does not read as a device, another device type,
+        or a GPU that is not visible; the message starts with the option.
+
+    Example
+    -------
+    >>> check_device("cpu")
+    device(type='cpu')
+    >>> check_device("gpu0")
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.scoring.errors.ScoringError: --device gpu0: not a \
+torch device; use cpu, cuda or cuda:N
+    """
+    usage = "use cpu, cuda or cuda:N"
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ScoringError(
+            f"--device {device}: not a torch device; {usage}"
+        ) from None
+    if parsed.type == "cpu":
+        return parsed
+    if parsed.type != "cuda":
+        raise ScoringError(f"--device {device}: not supported here; {usage}")
+    if not torch.cuda.is_available():
+        raise ScoringError(f"--device {device}: no GPU is visible")
+    count = torch.cuda.device_count()
+    if parsed.index is not None and parsed.index >= count:
+        raise ScoringError(
+            f"--device {device}: {count} GPU(s) visible, cuda:0 to "
+            f"cuda:{count - 1}"
+        )
+    return parsed
+
+
+def check_outputs(outputs, inputs):
+    """Refuse an output path that is an input, or another output.
+
+    Paths are compared as real paths, so ``./e.npz``, a symbolic link or
+    a ``..`` detour to an input are caught too.
+
+    Arguments
+    ---------
+    outputs, inputs : dict
+        Option (``--out``) -> path; None values are skipped.
+
+    Raises
+    ------
+    ScoringError
+        Naming both options and the path.
+
+    Example
+    -------
+    >>> check_outputs({"--out": "./e.npz"}, {"--embeddings": "e.npz"})
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.scoring.errors.ScoringError: --out ./e.npz is e.npz, \
+given as --embeddings: it would be overwritten; choose another path
+    """
+    seen = {
+        os.path.realpath(path): (option, path)
+        for option, path in inputs.items()
+        if path is not None
+    }
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            other, given = seen[real]
+            raise ScoringError(
+                f"{option} {path} is {given}, given as {other}: it would be "
+                "overwritten; choose another path"
+            )
+        seen[real] = (option, path)
+
+
 def main(argv=None):
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
@@ -195,10 +294,26 @@ def main(argv=None):
         help="drop trials naming ids not in the embeddings (and count them)",
     )
     parser.add_argument("--report", help="REPORT.json (also .md and PNG)")
-    parser.add_argument("--device", choices=("cpu", "cuda"))
+    parser.add_argument(
+        "--device", help="cpu, cuda or cuda:N (default: cuda if visible)"
+    )
     parser.add_argument("--title", help="report title")
     args = parser.parse_args(argv)
     try:
+        if args.device is not None:
+            check_device(args.device)
+        outputs = {"--out": args.out}
+        if args.report is not None:
+            md, png = report_paths(args.report)
+            outputs["--report"] = args.report
+            outputs["--report (markdown)"] = md
+            outputs["--report (DET plot)"] = png
+        inputs = {
+            "--embeddings": args.embeddings,
+            "--trials": args.trials,
+            "--cohort": args.cohort,
+        }
+        check_outputs(outputs, inputs)
         summary = score(
             args.embeddings,
             args.trials,
