@@ -266,3 +266,38 @@ def test_custom_names(published):
     assert result["loaded"] == ["embedding_model", "classifier"]
     with pytest.raises(PretrainedError, match="unknown role"):
         load_pretrained_ecapa(folder, embedding, names={"head": "x"})
+
+
+@pytest.mark.parametrize("where", ["out", "parent"])
+def test_acquire_into_a_file_fails_before_copying(
+    tmp_path, capsys, monkeypatch, where
+):
+    """``--out`` naming a file (or a folder under one) is refused before
+    a byte is copied or hashed (the real model is 90 MB); the file is left
+    as it was."""
+    from emotion_invariant.models import acquire as acq
+
+    src = tmp_path / "hub"
+    src.mkdir()
+    (src / "a.ckpt").write_bytes(b"abc")
+    pins = {"a.ckpt": (3, acq.hashlib.sha256(b"abc").hexdigest())}
+    taken = tmp_path / "taken"
+    taken.write_text("mine")
+    out = taken if where == "out" else taken / "model"
+    copied = []
+    original = acq._from_folder
+
+    def spy(*args):
+        copied.append(args)
+        return original(*args)
+
+    monkeypatch.setattr(acq, "_from_folder", spy)
+    with pytest.raises(acq.AcquireError) as err:
+        acq.acquire(str(out), from_folder=str(src), files=pins)
+    assert str(err.value).startswith(f"{out}: ")
+    assert "not a folder" in str(err.value)
+    assert copied == []
+    assert taken.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hub", "taken"]
+    assert acq.main(["--out", str(out), "--from-folder", str(src)]) == 1
+    assert capsys.readouterr().err.startswith(f"error: {out}: ")

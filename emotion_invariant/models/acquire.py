@@ -194,6 +194,20 @@ def _from_folder(folder, files, tmp):
         shutil.copyfile(path, os.path.join(tmp, name))
 
 
+def _check_destination(out):
+    """Refuse an ``out`` that cannot become a folder before anything is
+    copied or hashed (the model is 90 MB)."""
+    if os.path.lexists(out) and not os.path.isdir(out):
+        raise AcquireError(
+            f"{out}: exists and is not a folder; choose another --out"
+        )
+    parent = os.path.dirname(os.path.abspath(out))
+    while not os.path.lexists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise AcquireError(f"{out}: {parent} is not a folder")
+
+
 def _follow_umask(folder):
     # mkdtemp makes the folder 0700; results are meant to be shared.
     umask = os.umask(0)
@@ -250,6 +264,7 @@ def acquire(
     >>> acquire(out, from_folder=src, files=pinned)
     False
     """
+    _check_destination(out)
     if os.path.isdir(out):
         problems = mismatches(out, files)
         if not problems:
