@@ -4,7 +4,10 @@ A suite is a plan file (``hparams/suite/*.yaml``): speaker folds, seeds
 and, per task, the systems to run (a recipe, its yaml and overrides).
 :func:`plan_runs` expands it into one :class:`Run` per system, fold and
 seed; :func:`execute` runs them one after the other as subprocesses,
-skipping finished runs, so an interrupted suite resumes where it stopped;
+skipping finished runs, so an interrupted suite resumes where it stopped.
+A run starts only once the runs whose folders it reads finished, and
+never in a folder another process holds; its processes end with the
+suite's (:mod:`emotion_invariant.suite.process`).
 :func:`compare_commands` then builds each task's comparison table::
 
     python -m emotion_invariant.suite hparams/suite/real.yaml \\

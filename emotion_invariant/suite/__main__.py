@@ -12,23 +12,42 @@ Finished runs are skipped, so the same command resumes an interrupted
 suite. Writes ``OUT/<task>.md`` (each task's comparison) and
 ``OUT/README.md`` (every table with the corpus, folds, seeds, commands and
 run times).
+
+The plan, the selection, the corpus's folds and the published model are
+checked before anything runs (``--dry_run`` included). One suite at a time
+writes into ``OUT`` (it holds ``OUT``'s run lock), and ``OUT`` belongs to
+one plan (``OUT/suite_plan.json``): a suite of another plan into it is
+refused rather than let it replace the tables and README of the first
+(keeping the old README aside would still mix two plans' runs in one
+folder). Stopped by SIGTERM, SIGINT or SIGHUP, the suite stops the running
+run's processes and exits with 128 + the signal's number; killed, it takes
+its run down with it (Linux).
 """
 
 import argparse
+import json
 import logging
 import os
 import shlex
 import subprocess
 import sys
+import tempfile
 
+from emotion_invariant.runlock import RunFolderLocked, acquire_run_lock
 from emotion_invariant.suite.plan import (
     SuiteError,
     compare_commands,
     execute,
     load_plan,
+    placeholders,
     plan_runs,
+    project_root,
 )
+from emotion_invariant.suite.process import Stopped, stop_signals
 from emotion_invariant.utils import atomic_open
+
+#: Which plan an output folder's results are of.
+PLAN_STAMP = "suite_plan.json"
 
 
 def _minutes(seconds):
@@ -78,12 +97,141 @@ def summary(plan, runs, args, tables):
             f"{_minutes(seconds)} |"
         )
     lines += ["", f"Total run time: {_minutes(total)}.", ""]
-    for task, _command, missing, text in tables:
+    made = {task: (missing, text) for task, _, missing, text in tables}
+    for task in dict.fromkeys(r.task for r in runs):
+        if not plan["tasks"][task].get("compare"):
+            continue
+        # A task none of whose systems finished has no table, but says so.
+        everyone = list(dict.fromkeys(r.system for r in runs if r.task == task))
+        missing, text = made.get(task, (everyone, ""))
         lines += [f"## {task}", ""]
         if missing:
             lines += [f"Not finished, left out: {', '.join(missing)}.", ""]
-        lines += [text.strip(), ""]
+        if text:
+            lines += [text.strip(), ""]
     return "\n".join(lines)
+
+
+def _system(plan, run):
+    return plan["tasks"][run.task]["systems"][run.system]
+
+
+def check_pretrained(plan, runs, where):
+    """Fail unless the published model folder the runs use is there."""
+    if not any(
+        "pretrained_path" in placeholders(_system(plan, r)) for r in runs
+    ):
+        return
+    path = plan["pretrained_path"]
+    if not path:
+        raise SuiteError(f"{where}: none given, and the systems use it")
+    if not os.path.isdir(path):
+        raise SuiteError(
+            f"{where}: {path}: no such folder (`make pretrained` puts the "
+            "published model in pretrained/)"
+        )
+
+
+def check_folds(plan, runs, corpus, data_folder, where):
+    """Fail unless every fold of the plan is one of the corpus's.
+
+    Only recipes (``script`` systems) take folds from the corpus: its own
+    where its preparer writes them (6 for RAVDESS), else ``n_folds`` drawn.
+    The corpus is prepared into a temporary folder to read them, as every
+    run prepares it (audio headers only: seconds for an emotional corpus).
+    """
+    recipes = [r for r in runs if "script" in _system(plan, r)]
+    if plan["n_folds"] is None or not recipes:
+        return
+    from emotion_invariant.data.folds import fold_labels
+    from emotion_invariant.data.prepare import CORPORA, prepare
+
+    if corpus not in CORPORA:
+        raise SuiteError(
+            f"--corpus: {corpus!r} is not a corpus the recipes prepare "
+            f"({', '.join(CORPORA)})"
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            prepare(corpus, data_folder, folder)
+            labels = fold_labels(
+                os.path.join(folder, f"{corpus}.csv"), plan["n_folds"]
+            )
+        except (ValueError, OSError, RuntimeError) as error:
+            raise SuiteError(
+                f"--data_folder: cannot prepare {corpus} from {data_folder}"
+                f" to read its folds: {error}"
+            ) from None
+    wrong = [str(fold) for fold in plan["folds"] if str(fold) not in labels]
+    if wrong:
+        verb = "is not a fold" if len(wrong) == 1 else "are not folds"
+        raise SuiteError(
+            f"{where}: {', '.join(wrong)} {verb} of {corpus} in "
+            f"{data_folder} (its folds: {', '.join(labels)})"
+        )
+
+
+def plan_name(path):
+    """A plan as :data:`PLAN_STAMP` records it: relative to the project
+    for one of its own plans, else its real path.
+
+    Example
+    -------
+    >>> plan_name(os.path.join(project_root(), "hparams", "suite", "a.yaml"))
+    'hparams/suite/a.yaml'
+    """
+    real, root = os.path.realpath(path), os.path.realpath(project_root())
+    if real.startswith(root + os.sep):
+        return os.path.relpath(real, root)
+    return real
+
+
+def _plan_in(folder):
+    """The plan named in ``folder``'s :data:`PLAN_STAMP`, else in the
+    command line of its ``README.md`` (written before the stamp existed;
+    the plan as it was typed), else ``None``; and whether from the stamp.
+    """
+    stamp = os.path.join(folder, PLAN_STAMP)
+    readme = os.path.join(folder, "README.md")
+    if os.path.isfile(stamp):
+        try:
+            with open(stamp, encoding="utf-8") as f:
+                return json.load(f)["plan"], True
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise SuiteError(f"{stamp}: unreadable ({error})") from None
+    if not os.path.isfile(readme):
+        return None, False
+    try:
+        with open(readme, encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("python -m emotion_invariant.suite "):
+                    for arg in shlex.split(line)[3:]:
+                        if arg.endswith((".yaml", ".yml")):
+                            return arg, False
+    except (OSError, ValueError):
+        pass
+    raise SuiteError(
+        f"{readme}: not the README of a suite; choose another --output_folder"
+    )
+
+
+def check_plan_of(folder, plan):
+    """Fail when ``folder`` holds the results of another plan than
+    ``plan``."""
+    mine = plan_name(plan)
+    theirs, exact = _plan_in(folder)
+    if theirs is None:
+        return
+    if exact:
+        same = theirs == mine
+    else:
+        same = os.path.basename(theirs) == os.path.basename(mine)
+    if not same:
+        raise SuiteError(
+            f"{folder} holds the results of plan {theirs}, not {mine}: "
+            "choose another --output_folder (their tables and README.md "
+            "would replace each other)"
+        )
 
 
 def main(argv=None):
@@ -109,60 +257,95 @@ def main(argv=None):
     args.argv = argv
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        plan = load_plan(
-            args.plan,
-            {
-                "folds": args.folds,
-                "seeds": args.seeds,
-                "pretrained_path": args.pretrained_path,
-            },
+        with stop_signals():
+            failed = _run_suite(args)
+    except SuiteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except Stopped as stop:
+        during = f" during {stop.run.name}" if stop.run else ""
+        print(
+            f"error: stopped by {stop.name}{during}, and its processes "
+            "with it; the same command resumes the suite",
+            file=sys.stderr,
         )
-        if args.only:
-            unknown = sorted(set(args.only) - set(plan["tasks"]))
-            if unknown:
-                raise SuiteError(
-                    f"--only: no task {', '.join(unknown)} in {args.plan} "
-                    f"(tasks: {', '.join(plan['tasks'])})"
-                )
-            plan["tasks"] = {
-                k: v for k, v in plan["tasks"].items() if k in args.only
-            }
-        if args.systems:
-            known = {
-                name
-                for spec in plan["tasks"].values()
-                for name in spec["systems"]
-            }
-            unknown = sorted(set(args.systems) - known)
-            if unknown:
-                raise SuiteError(
-                    f"--systems: no system {', '.join(unknown)} in "
-                    f"{args.plan} (systems: {', '.join(sorted(known))})"
-                )
-            for spec in plan["tasks"].values():
-                spec["systems"] = {
-                    k: v
-                    for k, v in spec["systems"].items()
-                    if k in args.systems
-                }
-            plan["tasks"] = {
-                k: v for k, v in plan["tasks"].items() if v["systems"]
-            }
-        if not os.path.isdir(args.data_folder):
-            raise SuiteError(f"{args.data_folder}: no such data folder")
-        runs = plan_runs(
-            plan, args.corpus, args.data_folder, args.output_folder
+        return 128 + stop.signum
+    if failed:
+        print(
+            f"error: {len(failed)} run(s) did not finish: "
+            + "; ".join(run.name for run in failed),
+            file=sys.stderr,
         )
-        if args.dry_run:
-            for run in runs:
-                for command in run.commands:
-                    print(" ".join(shlex.quote(a) for a in command))
-            return 0
+        return 1
+    return 0
+
+
+def _run_suite(args):
+    """Check everything, run the plan, write the tables.
+
+    Returns
+    -------
+    list of Run
+        The runs that failed or were not run.
+    """
+    plan = load_plan(
+        args.plan,
+        {
+            "folds": args.folds,
+            "seeds": args.seeds,
+            "pretrained_path": args.pretrained_path,
+        },
+    )
+    tasks, systems = _selection(plan, args)
+    if not os.path.isdir(args.data_folder):
+        raise SuiteError(f"{args.data_folder}: no such data folder")
+    out = args.output_folder
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise SuiteError(f"--output_folder: {out} is a file, not a folder")
+    # The whole plan is expanded, so that a selected run knows the runs
+    # it needs even when they are not selected.
+    runs = [
+        run
+        for run in plan_runs(plan, args.corpus, args.data_folder, out)
+        if run.task in tasks and run.system in systems
+    ]
+    check_pretrained(
+        plan,
+        runs,
+        "--pretrained_path"
+        if args.pretrained_path
+        else f"{args.plan}: pretrained_path",
+    )
+    check_folds(
+        plan,
+        runs,
+        args.corpus,
+        args.data_folder,
+        "--folds" if args.folds else f"{args.plan}: folds",
+    )
+    check_plan_of(out, args.plan)
+    if args.dry_run:
+        for run in runs:
+            for command in run.commands:
+                print(" ".join(shlex.quote(a) for a in command))
+        return []
+    try:
+        lock = acquire_run_lock(out, purpose="suite")
+    except RunFolderLocked as error:
+        raise SuiteError(str(error)) from None
+    except OSError as error:
+        raise SuiteError(
+            f"--output_folder: cannot write in {out}: {error}"
+        ) from None
+    with lock:
+        check_plan_of(out, args.plan)  # again, now that no suite can write
+        stamp = os.path.join(out, PLAN_STAMP)
+        if not os.path.isfile(stamp):
+            with atomic_open(stamp) as f:
+                json.dump({"plan": plan_name(args.plan)}, f)
         failed = execute(runs, stop_on_error=args.stop_on_error)
         tables = []
-        for task, command, missing in compare_commands(
-            plan, runs, args.output_folder
-        ):
+        for task, command, missing in compare_commands(plan, runs, out):
             result = subprocess.run(command, capture_output=True, text=True)
             if result.returncode:
                 raise SuiteError(
@@ -171,21 +354,36 @@ def main(argv=None):
                 )
             with open(command[3], encoding="utf-8") as f:
                 tables.append((task, command, missing, f.read()))
-        path = os.path.join(args.output_folder, "README.md")
+        path = os.path.join(out, "README.md")
         with atomic_open(path) as f:
             f.write(summary(plan, runs, args, tables))
         print(f"wrote {path}")
-    except SuiteError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    if failed:
-        print(
-            f"error: {len(failed)} run(s) failed: "
-            + "; ".join(run.name for run in failed),
-            file=sys.stderr,
-        )
-        return 1
-    return 0
+    return failed
+
+
+def _selection(plan, args):
+    """The tasks and systems ``--only`` and ``--systems`` select."""
+    tasks = set(plan["tasks"])
+    if args.only:
+        unknown = sorted(set(args.only) - tasks)
+        if unknown:
+            raise SuiteError(
+                f"--only: no task {', '.join(unknown)} in {args.plan} "
+                f"(tasks: {', '.join(plan['tasks'])})"
+            )
+        tasks = set(args.only)
+    systems = {
+        name for task in tasks for name in plan["tasks"][task]["systems"]
+    }
+    if args.systems:
+        unknown = sorted(set(args.systems) - systems)
+        if unknown:
+            raise SuiteError(
+                f"--systems: no system {', '.join(unknown)} in "
+                f"{args.plan} (systems: {', '.join(sorted(systems))})"
+            )
+        systems = set(args.systems)
+    return tasks, systems
 
 
 if __name__ == "__main__":

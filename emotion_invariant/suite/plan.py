@@ -3,6 +3,8 @@
 import json
 import logging
 import os
+import re
+import string
 import subprocess
 import sys
 import time
@@ -11,6 +13,8 @@ from dataclasses import dataclass, field
 import yaml
 from tqdm import tqdm
 
+from emotion_invariant.runlock import LOCK_NAME, lock_holder
+from emotion_invariant.suite.process import Stopped, call
 from emotion_invariant.utils import atomic_open
 
 logger = logging.getLogger(__name__)
@@ -45,6 +49,12 @@ class Run:
         The file whose presence means the run finished.
     fold, seed : str or None
         Where it sits in the grid (None: not per fold / not seeded).
+    wall_s : float or None
+        Its run time, once finished.
+    needs : list of Run
+        The earlier runs whose folders it reads (see :func:`plan_runs`).
+    error : str or None
+        Why it failed or was not run, after :func:`execute`.
     """
 
     task: str
@@ -55,6 +65,8 @@ class Run:
     fold: str = None
     seed: str = None
     wall_s: float = field(default=None, compare=False)
+    needs: list = field(default_factory=list, compare=False, repr=False)
+    error: str = field(default=None, compare=False)
 
     @property
     def name(self):
@@ -65,6 +77,53 @@ class Run:
         if self.seed is not None:
             parts.append(f"seed {self.seed}")
         return " ".join(parts)
+
+
+def project_root():
+    """The project's folder: the one holding the ``emotion_invariant``
+    package, ``recipes/`` and ``hparams/``.
+
+    Example
+    -------
+    >>> os.path.isdir(os.path.join(project_root(), "emotion_invariant"))
+    True
+    """
+    import emotion_invariant
+
+    return os.path.dirname(
+        os.path.dirname(os.path.abspath(emotion_invariant.__file__))
+    )
+
+
+def _project_file(where, key, path, root):
+    """``path`` read from the project folder, checked to exist."""
+    full = os.path.join(root, path)
+    if not os.path.isfile(full):
+        raise SuiteError(
+            f"{where}: {key} {path}: no such file (a relative path in a "
+            f"plan is read from the project folder, {root})"
+        )
+    return full
+
+
+def _check_grid(where, key, values):
+    """Folds and seeds: a non-empty list of distinct labels; a seed is a
+    whole number, a fold a word (it names folders, and a list of folds is
+    passed comma-separated)."""
+    if not isinstance(values, list) or not values:
+        raise SuiteError(f"{where} must be a non-empty list")
+    pattern, kind = {
+        "seeds": (r"[0-9]+", "a whole number"),
+        "folds": (r"[A-Za-z0-9_]+", "a fold label (letters, digits, _)"),
+    }[key]
+    seen = set()
+    for value in values:
+        text = str(value)
+        if isinstance(value, bool) or not re.fullmatch(pattern, text):
+            raise SuiteError(f"{where}: {value!r} is not {kind}")
+        if text in seen:
+            raise SuiteError(f"{where}: {text} is given twice")
+        seen.add(text)
 
 
 def _check_keys(where, mapping, allowed):
@@ -81,13 +140,21 @@ def _check_keys(where, mapping, allowed):
 def load_plan(path, overrides=None):
     """Read and check a plan file.
 
+    The scripts, yaml files and comparison scripts it names and its
+    ``pretrained_path``, when relative, are the project's (read from
+    :func:`project_root`), so a suite runs the same from any folder; they
+    are checked to exist here, before anything runs. The folds and seeds
+    are checked too (distinct labels, whole-number seeds).
+
     Arguments
     ---------
     path : str
         A yaml file: ``n_folds``, ``folds``, ``seeds``, ``pretrained_path``
         and ``tasks`` (task -> ``compare``, ``done``, ``systems``).
     overrides : dict, optional
-        Top-level values replacing the file's (``folds``, ``seeds``...).
+        Top-level values replacing the file's (``folds``, ``seeds``...),
+        from the command line: an error names them ``--folds``..., and a
+        relative ``pretrained_path`` is kept as given (the current folder's).
 
     Returns
     -------
@@ -107,6 +174,12 @@ def load_plan(path, overrides=None):
     Traceback (most recent call last):
     ...
     emotion_invariant.suite.plan.SuiteError: ...unknown key(s) seed...
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("folds: [1]\\nseeds: [1]\\ntasks: {}\\n")
+    >>> load_plan(path, {"seeds": ["1", "x"]})
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.suite.plan.SuiteError: --seeds: 'x' is not a whole number
     """
     try:
         with open(path, encoding="utf-8") as f:
@@ -116,12 +189,15 @@ def load_plan(path, overrides=None):
     except yaml.YAMLError as error:
         raise SuiteError(f"{path}: not valid yaml: {error}") from None
     _check_keys(path, plan, TOP_KEYS)
+    root = project_root()
     plan = {"n_folds": None, "pretrained_path": None, "tasks": {}, **plan}
-    plan.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    if plan["pretrained_path"]:
+        plan["pretrained_path"] = os.path.join(root, plan["pretrained_path"])
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    plan.update(given)
     for key in ("folds", "seeds"):
-        values = plan.get(key)
-        if not isinstance(values, list) or not values:
-            raise SuiteError(f"{path}: {key} must be a non-empty list")
+        where = f"--{key}" if key in given else f"{path}: {key}"
+        _check_grid(where, key, plan.get(key))
     for task, spec in plan["tasks"].items():
         _check_keys(f"{path}: task {task}", spec, TASK_KEYS)
         if not spec.get("systems"):
@@ -143,7 +219,34 @@ def load_plan(path, overrides=None):
                 raise SuiteError(f"{where}: script without hparams")
             if not (system.get("done") or spec.get("done")):
                 raise SuiteError(f"{where}: no done file named")
+            for key in ("script", "hparams"):
+                if key in system:
+                    system[key] = _project_file(where, key, system[key], root)
+        if spec.get("compare"):
+            spec["compare"] = _project_file(
+                f"{path}: task {task}", "compare", spec["compare"], root
+            )
     return plan
+
+
+def placeholders(entry):
+    """The ``{names}`` a plan system's overrides and commands use.
+
+    Example
+    -------
+    >>> sorted(placeholders({"overrides": {"a": "{pretrained_path}/x"},
+    ...                      "commands": [["-m", "m", "{folder}"]]}))
+    ['folder', 'pretrained_path']
+    """
+    values = list((entry.get("overrides") or {}).values())
+    values += [arg for argv in entry.get("commands") or [] for arg in argv]
+    return {
+        name
+        for value in values
+        if isinstance(value, str)
+        for _, name, _, _ in string.Formatter().parse(value)
+        if name
+    }
 
 
 def _fill(value, variables):
@@ -177,6 +280,12 @@ def plan_runs(plan, corpus, data_folder, output_folder, python=None):
     ``{output_folder}``, ``{pretrained_path}``, ``{n_folds}``, ``{fold}``
     and ``{seed}``, and so may the ``done`` file.
 
+    A run whose arguments name a path inside another run's folder (a
+    ``+nap`` system re-scoring ``{output_folder}/TASK/SYSTEM/f{fold}_s{seed}
+    /save``, a fine-tuning from a pretraining's encoder) needs that run
+    (:attr:`Run.needs`): :func:`execute` starts it only once that run
+    finished, which therefore has to come first in the plan.
+
     Arguments
     ---------
     plan : dict
@@ -207,6 +316,12 @@ def plan_runs(plan, corpus, data_folder, output_folder, python=None):
     ['a.yaml', '--corpus=ravdess', '--data_folder=data', \
 '--output_folder=out/sv/ft/f2_s1', '--fold=2', '--n_folds=4', '--seed=1', \
 '--lr=0.001']
+    >>> plan["tasks"]["sv"]["systems"]["ft+nap"] = {"script": "ev.py",
+    ...     "hparams": "a.yaml", "overrides": {
+    ...         "save_folder": "{output_folder}/sv/ft/f{fold}_s{seed}/save"}}
+    >>> runs = plan_runs(plan, "ravdess", "data", "out", python="py")
+    >>> [needed.name for needed in runs[-1].needs]
+    ['sv ft fold 2 seed 1']
     """
     python = python or sys.executable
     runs = []
@@ -255,7 +370,44 @@ def plan_runs(plan, corpus, data_folder, output_folder, python=None):
                             seed=None if seed is None else str(seed),
                         )
                     )
+    _link(runs)
     return runs
+
+
+def _inside(path, folder):
+    """Whether ``path`` is ``folder`` or lies inside it (no file read)."""
+    path, folder = os.path.normpath(path), os.path.normpath(folder)
+    return path == folder or path.startswith(folder + os.sep)
+
+
+def _paths(run):
+    """The values of a run's arguments (``--key=VALUE`` or ``VALUE``)
+    that are not inside its own folder."""
+    for argv in run.commands:
+        for arg in argv[1:]:
+            key, eq, value = arg.partition("=")
+            if not (arg.startswith("--") and eq):
+                value = arg
+            if value and not _inside(value, run.folder):
+                yield value
+
+
+def _link(runs):
+    """Fill each run's ``needs``: the runs whose folders it reads."""
+    for index, run in enumerate(runs):
+        for value in _paths(run):
+            for other_index, other in enumerate(runs):
+                if other is run or not _inside(value, other.folder):
+                    continue
+                if other_index > index:
+                    raise SuiteError(
+                        f"{run.name} reads {value}, the folder of "
+                        f"{other.name}, which runs after it: put "
+                        f"{other.task}/{other.system} before "
+                        f"{run.task}/{run.system} in the plan"
+                    )
+                if all(known is not other for known in run.needs):
+                    run.needs.append(other)
 
 
 def _commands(entry, variables, python):
@@ -323,7 +475,12 @@ def run_state(run):
     stamp = _read_stamp(run)
     done = os.path.isfile(os.path.join(run.folder, run.done))
     if stamp is None:
-        if done or (os.path.isdir(run.folder) and os.listdir(run.folder)):
+        # The lock file of a process in the folder is not a result: such a
+        # run is reported as locked when its turn comes.
+        if done or (
+            os.path.isdir(run.folder)
+            and set(os.listdir(run.folder)) - {LOCK_NAME}
+        ):
             raise SuiteError(
                 f"{run.folder}: holds results this suite did not start; "
                 "remove it or choose another --output_folder"
@@ -341,8 +498,35 @@ def run_state(run):
 
 
 def _portable(commands):
-    """Commands without the interpreter, which may move between machines."""
-    return [list(argv[1:]) for argv in commands]
+    """Commands without the interpreter, and with the project's files
+    relative to the project folder: both may move between machines (and
+    a suite once wrote them relative).
+
+    Example
+    -------
+    >>> root = project_root()
+    >>> _portable([["py", os.path.join(root, "recipes", "a.py"),
+    ...             f"--path={os.path.join(root, 'pretrained')}", "--n=1"]])
+    [['recipes/a.py', '--path=pretrained', '--n=1']]
+    """
+    root = project_root()
+
+    def relative(value):
+        if os.path.isabs(value) and _inside(value, root):
+            return os.path.relpath(value, root)
+        return value
+
+    out = []
+    for argv in commands:
+        args = []
+        for arg in argv[1:]:
+            key, eq, value = arg.partition("=")
+            if arg.startswith("--") and eq:
+                args.append(f"{key}={relative(value)}")
+            else:
+                args.append(relative(arg))
+        out.append(args)
+    return out
 
 
 def package_env(environ=None):
@@ -361,15 +545,47 @@ def package_env(environ=None):
     >>> env["PYTHONPATH"].split(os.pathsep)[1]
     'elsewhere'
     """
-    import emotion_invariant
-
     environ = dict(os.environ if environ is None else environ)
-    root = os.path.dirname(
-        os.path.dirname(os.path.abspath(emotion_invariant.__file__))
-    )
-    paths = [root] + [p for p in [environ.get("PYTHONPATH")] if p]
+    paths = [project_root()] + [p for p in [environ.get("PYTHONPATH")] if p]
     environ["PYTHONPATH"] = os.pathsep.join(paths)
     return environ
+
+
+def _finished(run):
+    """Whether a run's done file is there."""
+    return os.path.isfile(os.path.join(run.folder, run.done))
+
+
+def _not_ready(run, finished, unfinished, selected):
+    """Why ``run`` cannot start now, or ``None``.
+
+    ``finished``: the folders of finished runs; ``unfinished``: folder ->
+    how a run of this suite did not finish; ``selected``: the folders of
+    the runs of this suite.
+
+    It cannot while a run it needs has not finished (scoring that run's
+    empty folder would score some other model under its name), nor while
+    another process holds its folder's lock (two processes in one folder
+    mix their models).
+    """
+    for needed in run.needs:
+        if needed.folder in finished:
+            continue
+        if needed.folder in unfinished:
+            why = unfinished[needed.folder]
+        elif needed.folder not in selected:
+            why = "has not finished and is not selected in this suite run"
+        else:
+            why = "was not run"
+        return f"it needs {needed.name}, which {why}"
+    holder = lock_holder(run.folder)
+    if holder is not None:
+        return (
+            f"{run.folder} is in use by pid {holder['pid']} "
+            f"({holder['command']}) since {holder['since']}; wait for it "
+            "to end or stop it"
+        )
+    return None
 
 
 def execute(runs, stop_on_error=False, env=None):
@@ -377,7 +593,17 @@ def execute(runs, stop_on_error=False, env=None):
 
     Each run's output goes to ``FOLDER/suite.log``; its commands and wall
     time to ``FOLDER/suite_run.json``. A failed run is reported and the
-    suite goes on to the next (``stop_on_error``: stops).
+    suite goes on to the next (``stop_on_error``: stops). A run is not
+    started, and is reported so, while a run it needs
+    (:attr:`Run.needs`) has not finished or while another process holds
+    its folder's lock (:mod:`emotion_invariant.runlock`).
+
+    Each command runs in a process group of its own, stopped with the
+    suite (:func:`emotion_invariant.suite.process.call`): on a
+    :class:`~emotion_invariant.suite.process.Stopped` or a
+    ``KeyboardInterrupt`` the run's processes are ended and the exception
+    raised on, with the stopped run in ``Stopped.run``; the run resumes
+    at the next call.
 
     Arguments
     ---------
@@ -389,9 +615,16 @@ def execute(runs, stop_on_error=False, env=None):
     Returns
     -------
     list of Run
-        The runs that failed.
+        The runs that failed or were not run, each with its ``error``.
     """
     states = [run_state(run) for run in runs]
+    selected = {run.folder for run in runs}
+    finished = {run.folder for run, s in zip(runs, states) if s == "done"}
+    # Runs needed but not selected count when they finished before.
+    for run in runs:
+        for needed in run.needs:
+            if needed.folder not in selected and run_state(needed) == "done":
+                finished.add(needed.folder)
     todo = [run for run, state in zip(runs, states) if state != "done"]
     logger.info(
         "%d runs: %d finished, %d to run",
@@ -400,38 +633,53 @@ def execute(runs, stop_on_error=False, env=None):
         len(todo),
     )
     env = package_env() if env is None else env
-    failed = []
+    failed, unfinished = [], {}
     bar = tqdm(todo, desc="suite", unit="run", dynamic_ncols=True)
     for run in bar:
         bar.set_postfix_str(run.name)
-        _write_stamp(run)
-        start = time.monotonic()
-        log = os.path.join(run.folder, "suite.log")
-        code = 0
-        with open(log, "a", encoding="utf-8") as out:
-            for argv in run.commands:
-                out.write("$ " + " ".join(argv) + "\n")
-                out.flush()
-                code = subprocess.call(
-                    argv, stdout=out, stderr=subprocess.STDOUT, env=env
-                )
-                if code:
-                    break
-        wall = time.monotonic() - start
-        if code == 0 and not os.path.isfile(os.path.join(run.folder, run.done)):
-            code = -1
-        if code:
-            failed.append(run)
-            tqdm.write(
-                f"error: {run.name} failed (exit {code}); see {log}",
-                file=sys.stderr,
-            )
-            if stop_on_error:
-                break
+        reason = _not_ready(run, finished, unfinished, selected)
+        if reason is not None:
+            run.error = f"{run.name} not run: {reason}"
+            how = "was not run"
+        else:
+            try:
+                run.error = _run(run, env)
+            except Stopped as stop:
+                stop.run = run
+                raise
+            how = "failed"
+        if run.error is None:
+            finished.add(run.folder)
             continue
-        run.wall_s = wall
-        _write_stamp(run, wall_s=run.wall_s)
+        unfinished[run.folder] = how
+        failed.append(run)
+        tqdm.write(f"error: {run.error}", file=sys.stderr)
+        if stop_on_error:
+            break
     return failed
+
+
+def _run(run, env):
+    """Run one run's commands; ``None``, or why it failed."""
+    _write_stamp(run)
+    start = time.monotonic()
+    log = os.path.join(run.folder, "suite.log")
+    code = 0
+    with open(log, "a", encoding="utf-8") as out:
+        for argv in run.commands:
+            out.write("$ " + " ".join(argv) + "\n")
+            out.flush()
+            code = call(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
+            if code:
+                break
+    wall = time.monotonic() - start
+    if code == 0 and not _finished(run):
+        code = -1
+    if code:
+        return f"{run.name} failed (exit {code}); see {log}"
+    run.wall_s = wall
+    _write_stamp(run, wall_s=run.wall_s)
+    return None
 
 
 def compare_commands(plan, runs, output_folder, python=None):
@@ -448,7 +696,8 @@ def compare_commands(plan, runs, output_folder, python=None):
     -------
     list of (str, list of str, list of str)
         Task, argv (writing ``OUTPUT/TASK.md``) and the systems left out
-        because some of their runs are not finished.
+        because some of their runs, or of the runs these need, are not
+        finished.
 
     Example
     -------
@@ -472,8 +721,11 @@ def compare_commands(plan, runs, output_folder, python=None):
         order = list(dict.fromkeys(r.system for r in runs if r.task == task))
         for system in order:
             mine = [r for r in runs if r.task == task and r.system == system]
+            # A run whose input run is not finished (any more) would show
+            # numbers of something else than its system.
             if all(
-                os.path.isfile(os.path.join(r.folder, r.done)) for r in mine
+                _finished(r) and all(_finished(n) for n in r.needs)
+                for r in mine
             ):
                 systems.append(f"{system}=" + ",".join(r.folder for r in mine))
             else:
