@@ -4,14 +4,20 @@ SpeechBrain's own inference classes, offline."""
 import csv
 import importlib.util
 import os
+import re
+import shutil
+import subprocess
+import sys
 
+import numpy
 import pytest
 import torch
 from fake_corpora import TINY_ECAPA
 from hyperpyyaml import load_hyperpyyaml
 
 from emotion_invariant.data.manifest import read_manifest
-from emotion_invariant.models.export import export, main
+from emotion_invariant.models.export import choose_checkpoint, export, main
+from emotion_invariant.runlock import acquire_run_lock
 from emotion_invariant.scoring import load_embeddings
 from emotion_invariant.scoring.extract import extract_embeddings
 
@@ -99,7 +105,9 @@ def test_speaker_model_loads_in_speechbrain(
     assert list(ids) == list(ref_ids)
     torch.testing.assert_close(emb, torch.as_tensor(ref), atol=1e-5, rtol=1e-4)
     with open(out / "hyperparams.yaml") as f:
-        stored = load_hyperpyyaml(f)["threshold"]
+        hparams = load_hyperpyyaml(f)
+    assert hparams["task"] == "speaker"
+    stored = hparams["threshold"]
     assert stored == pytest.approx(result["threshold"], abs=1e-6)
     assert -1 <= stored <= 1
     card = (out / "README.md").read_text()
@@ -112,8 +120,6 @@ def test_best_and_last_checkpoints(tmp_path):
     """``best`` is the recipe's choice (lowest dev EER, highest dev UA),
     ``last`` the newest."""
     from speechbrain.utils.checkpoints import Checkpointer
-
-    from emotion_invariant.models.export import choose_checkpoint
 
     saver = Checkpointer(tmp_path / "save", {"m": torch.nn.Linear(1, 1)})
     best = saver.save_checkpoint(meta={"EER": 0.1, "UA": 0.2})
@@ -134,6 +140,8 @@ def test_emotion_model_classifies_with_project_labels(
     out = tmp_path / "model"
     export(ser_run, out)
     assert LAYOUT | {"mean_var_norm.ckpt"} == set(os.listdir(out))
+    with open(out / "hyperparams.yaml") as f:
+        assert load_hyperpyyaml(f)["task"] == "emotion"
     model = EncoderClassifier.from_hparams(
         source=str(out), savedir=str(tmp_path / "savedir")
     )
@@ -160,3 +168,143 @@ def test_errors_leave_nothing(sv_run, tmp_path, capsys):
     assert main([str(sv_run), str(tmp_path / "taken")]) == 1
     assert "already exists" in capsys.readouterr().err
     assert os.listdir(tmp_path) == ["taken"]
+
+
+def _copy_run(run, tmp_path, data_moved=False):
+    """A copy of a trained run to damage; ``data_moved``: its data folder
+    is no longer where the run found it."""
+    copy = tmp_path / "run"
+    # not the lock file of the training, held by this test process
+    skip = shutil.ignore_patterns(".run.lock")
+    shutil.copytree(run, copy, symlinks=True, ignore=skip)
+    if data_moved:
+        path = copy / "hyperparams.yaml"
+        text = re.sub(
+            r"(?m)^data_folder: .*$",
+            f"data_folder: {tmp_path / 'moved'}",
+            path.read_text(),
+        )
+        path.write_text(text)
+    return copy
+
+
+def _random_bytes(path):
+    path.write_bytes(numpy.random.default_rng(0).bytes(5000))
+
+
+def _truncated(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _negative_variance(path):
+    """Finite weights that embed as NaN: BatchNorm's variance below 0."""
+    state = torch.load(path, weights_only=True)
+    for key in state:
+        if key.endswith("running_var"):
+            state[key] = -torch.ones_like(state[key])
+    torch.save(state, path)
+
+
+@pytest.mark.parametrize(
+    "run, data_moved, name, damage, message",
+    [
+        ("sv", False, "embedding_model.ckpt", _random_bytes, "not a valid"),
+        ("sv", True, "embedding_model.ckpt", _random_bytes, "not a valid"),
+        ("ser", False, "embedding_model.ckpt", _random_bytes, "not a valid"),
+        ("ser", False, "emotion_classifier.ckpt", _truncated, "not a valid"),
+        ("sv", True, "embedding_model.ckpt", _negative_variance, "NaN or inf"),
+    ],
+)
+def test_damaged_checkpoint_is_named_and_nothing_published(
+    request,
+    tmp_path,
+    capsys,
+    no_network,
+    run,
+    data_moved,
+    name,
+    damage,
+    message,
+):
+    """Every published file is loaded before the rename: a damaged one is
+    named in the run, without torch's advice, and OUT never appears."""
+    task = "speaker" if run == "sv" else "emotion"
+    source = request.getfixturevalue(f"{run}_run")
+    copy = _copy_run(source, tmp_path, data_moved)
+    ckpt = choose_checkpoint(copy, "best", task)
+    damage(ckpt / name)
+    out = tmp_path / "model"
+    assert main([str(copy), str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1, err
+    blamed = ckpt / name if message == "not a valid" else ckpt
+    assert f"{blamed}: " in err and message in err
+    assert "weights_only" not in err and "Traceback" not in err
+    assert not out.exists()
+    assert sorted(os.listdir(tmp_path)) == ["run"]
+    assert not (copy / ".run.lock").exists()
+
+
+# A process that holds argv[1]'s run lock until its stdin closes.
+HOLDER = """
+import sys
+from emotion_invariant.runlock import acquire_run_lock
+acquire_run_lock(sys.argv[1], purpose="train")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("held", ["run", "parent"])
+def test_a_run_still_written_is_not_exported(sv_run, tmp_path, capsys, held):
+    """A live process holding the run folder (or, for a fold, the output
+    folder above it) stops the export, naming the holder."""
+    run = _copy_run(sv_run, tmp_path)
+    if held == "parent":
+        (tmp_path / "runs").mkdir()
+        run = run.rename(tmp_path / "runs" / "fold_1")
+        os.rename(run / "hyperparams.yaml", run.parent / "hyperparams.yaml")
+    locked = run if held == "run" else run.parent
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(locked)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        assert main([str(run), str(tmp_path / "model")]) == 1
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {locked} is in use by pid {proc.pid} ")
+    assert not (tmp_path / "model").exists()
+    assert not any(p.name.startswith(".model") for p in tmp_path.iterdir())
+    assert main([str(run), str(tmp_path / "model")]) == 0
+
+
+def test_read_only_run_is_exported_unless_held(
+    sv_run, tmp_path, capsys, monkeypatch
+):
+    """A run folder this process cannot write (a colleague's results) takes
+    no lock file; it is exported unless a live process holds it."""
+    import emotion_invariant.models.export as export_module
+
+    run = _copy_run(sv_run, tmp_path)
+
+    def unwritable(folder, purpose=None):
+        if os.path.realpath(folder) == os.path.realpath(run):
+            raise PermissionError(13, "Permission denied", str(folder))
+        return acquire_run_lock(folder, purpose)
+
+    monkeypatch.setattr(export_module, "acquire_run_lock", unwritable)
+    assert main([str(run), str(tmp_path / "model")]) == 0
+    assert set(os.listdir(tmp_path / "model")) == LAYOUT
+    assert ".run.lock" not in os.listdir(run)
+    holder = {"pid": 1, "command": "train.py", "since": "now"}
+    monkeypatch.setattr(export_module, "lock_holder", lambda folder: holder)
+    assert main([str(run), str(tmp_path / "again")]) == 1
+    assert "is in use by pid 1 (train.py)" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists()

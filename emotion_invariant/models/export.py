@@ -20,10 +20,21 @@ a run of ``recipes/emotion_recognition`` one that
                               fetches by default
     README.md                 model card: corpus, switches, results, licence
 
-A speaker model also stores, in ``hyperparams.yaml``, the cosine threshold
-at the dev speakers' EER (``threshold``), which
-``python -m emotion_invariant.scoring.verify`` decides with. The folder is
-written next to ``OUT`` under a temporary name, then renamed.
+``hyperparams.yaml`` names the model's ``task`` (``speaker`` or
+``emotion``); a speaker model's also stores the cosine threshold at the dev
+speakers' EER (``threshold``), which ``python -m
+emotion_invariant.scoring.verify`` decides with.
+
+Nothing is published unloaded: the folder is written next to ``OUT`` under
+a temporary name, every parameter file in it is loaded into the modules its
+``hyperparams.yaml`` builds, then SpeechBrain's inference class loads the
+folder, offline, as a user would, and embeds one second of synthetic audio,
+which must give finite numbers (``hyperparams.yaml`` then only gains the
+threshold); only then is the folder renamed to ``OUT``.
+A damaged file is named as it is in the run. The run folder (and, for a
+fold, the output folder holding its ``hyperparams.yaml``) and ``OUT`` are
+locked while exporting (:mod:`emotion_invariant.runlock`), so a run still
+being written by its training is refused, naming the process.
 
 Usage::
 
@@ -32,6 +43,8 @@ Usage::
 """
 
 import argparse
+import contextlib
+import errno
 import io
 import json
 import os
@@ -42,12 +55,22 @@ import tempfile
 
 import ruamel.yaml
 import torch
-from hyperpyyaml import resolve_references
+from hyperpyyaml import load_hyperpyyaml, resolve_references
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.checkpoints import Checkpointer
 
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.data.trials import make_trials
+from emotion_invariant.models.pretrained import (
+    PretrainedError,
+    load_pretrained_ecapa,
+)
+from emotion_invariant.runlock import (
+    LOCK_NAME,
+    RunFolderLocked,
+    acquire_run_lock,
+    lock_holder,
+)
 from emotion_invariant.scoring.extract import extract_embeddings
 from emotion_invariant.scoring.metrics import eer
 from emotion_invariant.scoring.pipeline import score_trials
@@ -103,28 +126,40 @@ class ExportError(ValueError):
     """A run folder or checkpoint that cannot be exported as asked."""
 
 
-def read_run_config(run_folder):
-    """The run's ``hyperparams.yaml`` with every reference resolved.
+def run_config_path(run_folder):
+    """The run's ``hyperparams.yaml``: in ``run_folder``, else its parent
+    (a fold's run folder sits in the output folder that holds the file).
 
-    Looked up in ``run_folder`` then its parent (a fold's run folder sits
-    in the output folder that holds the file). Nothing is instantiated.
+    Example
+    -------
+    >>> import tempfile
+    >>> run_config_path(tempfile.mkdtemp())  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.models.export.ExportError: ...: no hyperparams.yaml \
+here or in its parent: not the output folder of a recipe run
+    """
+    run = pathlib.Path(run_folder)
+    for folder in (run, run.parent):
+        path = folder / "hyperparams.yaml"
+        if path.is_file():
+            return path
+    raise ExportError(
+        f"{run}: no hyperparams.yaml here or in its parent: not the "
+        "output folder of a recipe run"
+    )
+
+
+def read_run_config(run_folder):
+    """The run's ``hyperparams.yaml`` (see :func:`run_config_path`) with
+    every reference resolved. Nothing is instantiated.
 
     Returns
     -------
     dict
         A ruamel mapping; module entries keep their ``!new:`` tags.
     """
-    run = pathlib.Path(run_folder)
-    for folder in (run, run.parent):
-        path = folder / "hyperparams.yaml"
-        if path.is_file():
-            break
-    else:
-        raise ExportError(
-            f"{run}: no hyperparams.yaml here or in its parent: not the "
-            "output folder of a recipe run"
-        )
-    with open(path, encoding="utf-8") as f:
+    with open(run_config_path(run_folder), encoding="utf-8") as f:
         text = resolve_references(f).getvalue()
     return ruamel.yaml.YAML().load(text)
 
@@ -249,6 +284,8 @@ def hyperparams_text(cfg, task, n_classes, global_norm, threshold=None):
         "# SpeechBrain's published layout. Every file is fetched from the\n"
         "# folder passed as `source` to from_hparams (no pretrained_path,\n"
         "# no hub).\n",
+        "# What the model recognises: speaker or emotion.\n"
+        + _yaml_text({"task": task}),
         _yaml_text({"sample_rate": cfg.get("sample_rate", 16000)}),
     ]
     if threshold is not None:
@@ -284,14 +321,19 @@ def hyperparams_text(cfg, task, n_classes, global_norm, threshold=None):
     return "\n".join(parts)
 
 
-def dev_threshold(folder, cfg):
+def dev_threshold(model, cfg):
     """Cosine threshold at the EER of the run's dev trials, embedded with
     the exported model as SpeechBrain loads it; None without the dev data.
 
     The trials are those the recipe selected its checkpoint with.
-    """
-    from speechbrain.inference.speaker import SpeakerRecognition
 
+    Arguments
+    ---------
+    model : speechbrain.inference.speaker.SpeakerRecognition
+        The exported folder, loaded (see :func:`check_export`).
+    cfg : dict
+        The run's configuration (see :func:`read_run_config`).
+    """
     manifest = cfg["valid_annotation"]
     if cfg.get("fold") is not None:
         manifest = os.path.join(
@@ -304,19 +346,15 @@ def dev_threshold(folder, cfg):
     trials = make_trials(
         rows, seed=0, max_per_condition=cfg["dev_trials_per_condition"]
     )
-    with tempfile.TemporaryDirectory() as savedir:
-        model = SpeakerRecognition.from_hparams(
-            source=str(folder), savedir=savedir, run_opts={"device": "cpu"}
-        )
-        ids, emb = extract_embeddings(
-            rows,
-            model.encode_batch,
-            batch_size=cfg.get("eval_batch_size", 16),
-            device="cpu",
-            data_root=str(cfg["data_folder"]),
-            sample_rate=cfg.get("sample_rate", 16000),
-            progress=False,
-        )
+    ids, emb = extract_embeddings(
+        rows,
+        model.encode_batch,
+        batch_size=cfg.get("eval_batch_size", 16),
+        device="cpu",
+        data_root=str(cfg["data_folder"]),
+        sample_rate=cfg.get("sample_rate", 16000),
+        progress=False,
+    )
     scores = score_trials((ids, emb), trials, device="cpu")
     labels = torch.tensor([t[0] for t in trials])
     return eer(scores, labels)[1]
@@ -377,6 +415,131 @@ def model_card(run_folder, cfg, task, ckpt, threshold):
     return "\n".join(lines)
 
 
+def _in_run(message, folder, sources):
+    """``message`` with the exported files' paths replaced by those of the
+    run's files they were copied from."""
+    for name, source in sources.items():
+        message = message.replace(str(folder / name), str(source))
+    return message
+
+
+def check_export(folder, task, sources):
+    """Load an exported folder as its users will, before it is published.
+
+    Every parameter file is loaded, strictly, into the modules that the
+    folder's ``hyperparams.yaml`` builds; then SpeechBrain's inference
+    class loads the folder, offline, and embeds one second of synthetic
+    audio (an emotion model also scores it with its head), which must give
+    finite numbers.
+
+    Arguments
+    ---------
+    folder : pathlib.Path
+        The exported folder (under its temporary name).
+    task : str
+        A key of :data:`TASKS`.
+    sources : dict
+        Exported file name -> the run's file it was copied from, named in
+        errors instead of the temporary copy.
+
+    Returns
+    -------
+    speechbrain.inference.classifiers.EncoderClassifier
+        The loaded model (``SpeakerRecognition`` for a speaker model).
+
+    Raises
+    ------
+    ExportError
+        Naming the run's file that does not load (corrupt, truncated, of
+        another shape), or the checkpoint whose model gives NaN or inf.
+    """
+    from speechbrain.inference.classifiers import EncoderClassifier
+    from speechbrain.inference.speaker import SpeakerRecognition
+
+    with open(folder / "hyperparams.yaml", encoding="utf-8") as f:
+        hparams = load_hyperpyyaml(f)
+    try:
+        load_pretrained_ecapa(
+            folder,
+            hparams["embedding_model"],
+            hparams["classifier"],
+            hparams["mean_var_norm_emb"],
+            hparams["label_encoder"],
+        )
+        if (folder / "mean_var_norm.ckpt").is_file():
+            load_pretrained_ecapa(
+                folder,
+                hparams["embedding_model"],
+                mean_var_norm_emb=hparams["mean_var_norm"],
+                names={"mean_var_norm_emb": "mean_var_norm.ckpt"},
+            )
+    except PretrainedError as err:
+        raise ExportError(_in_run(str(err), folder, sources)) from None
+    interface = SpeakerRecognition if task == "speaker" else EncoderClassifier
+    with tempfile.TemporaryDirectory() as savedir:
+        model = interface.from_hparams(
+            source=str(folder), savedir=savedir, run_opts={"device": "cpu"}
+        )
+    rate = hparams.get("sample_rate", 16000)
+    audio = 0.1 * torch.randn(
+        1, rate, generator=torch.Generator().manual_seed(0)
+    )
+    with torch.no_grad():
+        outputs = [model.encode_batch(audio, torch.ones(1))]
+        if task == "emotion":
+            # classify_batch's scores, without its label decoding
+            outputs.append(model.mods.classifier(outputs[0]))
+    if not all(bool(torch.isfinite(x).all()) for x in outputs):
+        checkpoint = sources["embedding_model.ckpt"].parent
+        raise ExportError(
+            f"{checkpoint}: the model gives NaN or inf values on one second "
+            "of synthetic audio (diverged training, or damaged statistics)"
+        )
+    return model
+
+
+def _lock(stack, folder):
+    """Hold ``folder``'s run lock until ``stack`` closes.
+
+    A folder this process cannot write (a colleague's read-only results)
+    can take no lock file: it is only checked for a live holder.
+    """
+    try:
+        stack.enter_context(acquire_run_lock(folder, "export"))
+        return
+    except OSError as err:
+        if err.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise
+    holder = lock_holder(folder)
+    if holder is not None:
+        raise RunFolderLocked(
+            f"{folder} is in use by pid {holder['pid']} ({holder['command']})"
+            f" since {holder['since']}; wait for it to end or stop it"
+        )
+
+
+def _remove_if_empty(folder):
+    with contextlib.suppress(OSError):
+        os.rmdir(folder)
+
+
+def _publish(tmp, out, lock):
+    """Rename the checked folder ``tmp`` to ``out``, the empty folder whose
+    lock this export holds, in one step."""
+    # Releasing removes out's lock file: a rename replaces an empty folder
+    # only.
+    lock.release()
+    try:
+        os.rename(tmp, out)
+    except OSError as err:
+        if err.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            raise
+        raise ExportError(
+            f"{out}: another process wrote into it meanwhile; nothing was "
+            "exported"
+        ) from None
+
+
 def export(run_folder, out_folder, checkpoint="best"):
     """Write a trained run as a model folder in SpeechBrain's layout.
 
@@ -394,36 +557,55 @@ def export(run_folder, out_folder, checkpoint="best"):
     -------
     dict
         ``task``, ``checkpoint`` and ``threshold`` (None where not stored).
+
+    Raises
+    ------
+    ExportError
+        For a folder that is no run, a missing or damaged file (named as
+        it is in the run), or an existing ``out_folder``; nothing is left.
+    RunFolderLocked
+        When a live process holds the run folder or ``out_folder``.
     """
-    out = pathlib.Path(out_folder)
+    run, out = pathlib.Path(run_folder), pathlib.Path(out_folder)
     if out.exists():
         raise ExportError(f"{out}: already exists; choose a new folder")
-    cfg = read_run_config(run_folder)
+    if not run.is_dir():
+        raise ExportError(f"{run}: no such folder")
+    with contextlib.ExitStack() as stack:
+        for folder in dict.fromkeys((run, run_config_path(run).parent)):
+            _lock(stack, folder)
+        result = _export(run, out, checkpoint, stack)
+    return result
+
+
+def _export(run, out, checkpoint, stack):
+    """:func:`export` once the run folder is locked; ``stack`` holds the
+    locks, and takes ``out``'s too."""
+    cfg = read_run_config(run)
     task = "emotion" if "emotion_classifier" in cfg else "speaker"
-    ckpt = choose_checkpoint(run_folder, checkpoint, task)
-    head_file = ckpt / f"{TASKS[task]['head']}.ckpt"
-    for path in (ckpt / "embedding_model.ckpt", head_file):
+    ckpt = choose_checkpoint(run, checkpoint, task)
+    global_norm = cfg["mean_var_norm"].get("norm_type") == "global"
+    sources = {
+        "embedding_model.ckpt": ckpt / "embedding_model.ckpt",
+        "classifier.ckpt": ckpt / f"{TASKS[task]['head']}.ckpt",
+    }
+    if global_norm:
+        sources["mean_var_norm.ckpt"] = ckpt / "normalizer.ckpt"
+    for path in sources.values():
         if not path.is_file():
             raise ExportError(f"{path}: missing from the checkpoint")
-    encoder = _labels(run_folder, cfg, task)
-    head = torch.load(head_file, map_location="cpu", weights_only=True)
-    n_classes = list(head.values())[-1].shape[0]
-    if n_classes != len(encoder):
-        raise ExportError(
-            f"{head_file}: {n_classes} outputs but {len(encoder)} labels"
-        )
-    global_norm = cfg["mean_var_norm"].get("norm_type") == "global"
+    encoder = _labels(run, cfg, task)
     out.parent.mkdir(parents=True, exist_ok=True)
+    # Taking out's lock creates the folder: removed again, once the lock is
+    # released, unless the export was renamed onto it.
+    stack.callback(_remove_if_empty, out)
+    out_lock = stack.enter_context(acquire_run_lock(out, "export"))
+    if set(os.listdir(out)) != {LOCK_NAME}:
+        raise ExportError(f"{out}: already exists; choose a new folder")
     tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
-        shutil.copyfile(
-            ckpt / "embedding_model.ckpt", tmp / "embedding_model.ckpt"
-        )
-        shutil.copyfile(head_file, tmp / "classifier.ckpt")
-        if global_norm:
-            shutil.copyfile(
-                ckpt / "normalizer.ckpt", tmp / "mean_var_norm.ckpt"
-            )
+        for name, source in sources.items():
+            shutil.copyfile(source, tmp / name)
         dim = int(cfg["embedding_model"]["lin_neurons"])
         torch.save(
             {
@@ -435,22 +617,23 @@ def export(run_folder, out_folder, checkpoint="best"):
         )
         encoder.save(tmp / "label_encoder.txt")
         shutil.copyfile(tmp / "label_encoder.txt", tmp / "label_encoder.ckpt")
-        text = hyperparams_text(cfg, task, n_classes, global_norm)
+        text = hyperparams_text(cfg, task, len(encoder), global_norm)
         (tmp / "hyperparams.yaml").write_text(text, encoding="utf-8")
+        model = check_export(tmp, task, sources)
         threshold = None
         if task == "speaker":
-            threshold = dev_threshold(tmp, cfg)
+            threshold = dev_threshold(model, cfg)
             if threshold is not None:
                 text = hyperparams_text(
-                    cfg, task, n_classes, global_norm, threshold
+                    cfg, task, len(encoder), global_norm, threshold
                 )
                 (tmp / "hyperparams.yaml").write_text(text, encoding="utf-8")
-        card = model_card(run_folder, cfg, task, ckpt, threshold)
+        card = model_card(run, cfg, task, ckpt, threshold)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o777 & ~mask)
-        os.replace(tmp, out)
+        _publish(tmp, out, out_lock)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -474,7 +657,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     try:
         result = export(args.run_folder, args.out_folder, args.checkpoint)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, RunFolderLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     threshold = result["threshold"]
