@@ -162,8 +162,8 @@ class AtomicCheckpointer(Checkpointer):
     True
     """
 
-    def __init__(self, checkpoints_dir, recoverables=None, **kwargs):
-        super().__init__(checkpoints_dir, recoverables, **kwargs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self._staging = None
         self._warned = set()
         self._unreadable = {}
@@ -197,9 +197,12 @@ class AtomicCheckpointer(Checkpointer):
                 name=name,
                 verbosity=logging.DEBUG,
             )
-            ddp_barrier()  # every process's files are written
+            ddp_barrier()  # every process has written its files
             if saved is not None:
                 saved = self._publish(saved, final)
+            # Every process then lists the checkpoint in place: SpeechBrain's
+            # pruning, which follows, deletes in step on every process.
+            ddp_barrier()
         except Exception as err:
             failure = self._write_error(err)  # while the disk is still full
             self._discard_staging()

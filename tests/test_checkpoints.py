@@ -7,6 +7,9 @@ import logging
 import os
 import re
 import shutil
+import socket
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -205,6 +208,58 @@ def test_a_leftover_staging_folder_is_ignored_then_removed(tmp_path):
     restarted.save_checkpoint()
     assert not leftover.exists()
     assert len(restarted.list_checkpoints()) == 2
+
+
+# One of two gloo processes saving into one folder, as SpeechBrain's recipes
+# do under DDP (the main process writes, every process prunes in step). The
+# main process is slow to rename its checkpoint into place.
+TWO_PROCESSES = """
+import datetime, os, sys, time
+import torch
+import torch.distributed as dist
+from emotion_invariant.checkpoints import AtomicCheckpointer
+
+dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=15))
+if dist.get_rank() == 0:
+    rename = os.rename
+    os.rename = lambda *args: (time.sleep(1), rename(*args))
+saver = AtomicCheckpointer(sys.argv[1], {"model": torch.nn.Linear(2, 2)})
+for eer in (0.3, 0.2, 0.1):
+    saver.save_and_keep_only(meta={"EER": eer}, min_keys=["EER"])
+print(sorted(c.meta["EER"] for c in saver.list_checkpoints()))
+dist.destroy_process_group()
+"""
+
+
+def test_processes_prune_in_step(tmp_path):
+    """Every DDP process lists a checkpoint only once it is in place, so
+    SpeechBrain's pruning (a collective per deleted checkpoint) matches
+    up on every process instead of waiting forever."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(port),
+        "WORLD_SIZE": "2",
+        "OMP_NUM_THREADS": "1",
+    }
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, "-c", TWO_PROCESSES, str(tmp_path)],
+            env={**env, "RANK": str(rank), "LOCAL_RANK": str(rank)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in (0, 1)
+    ]
+    outputs = [rank.communicate(timeout=120) for rank in ranks]
+    for rank, (out, err) in zip(ranks, outputs):
+        assert rank.returncode == 0, err[-2000:]
+        assert out.splitlines()[-1] == "[0.1]"
 
 
 def _speaker_recipe():
