@@ -15,6 +15,7 @@ import torch
 from fake_corpora import TINY_ECAPA
 from hyperpyyaml import load_hyperpyyaml
 
+from emotion_invariant.backend import fit
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.models.export import choose_checkpoint, export, main
 from emotion_invariant.runlock import acquire_run_lock
@@ -308,3 +309,103 @@ def test_read_only_run_is_exported_unless_held(
     assert main([str(run), str(tmp_path / "again")]) == 1
     assert "is in use by pid 1 (train.py)" in capsys.readouterr().err
     assert not (tmp_path / "again").exists()
+
+
+@pytest.mark.parametrize(
+    "kind, settings", [("within_speaker_nap", {"dims": 2}), ("wccn", {})]
+)
+def test_speaker_model_with_backend_scores_as_the_backend(
+    sv_run,
+    tiny_corpus,
+    tmp_path,
+    monkeypatch,
+    capsys,
+    no_network,
+    kind,
+    settings,
+):
+    """Exported with --backend, the folder loads with
+    SpeakerRecognition.from_hparams, offline: its embeddings are the
+    back-end's transform of the recipe's, and SpeechBrain's cosine gives
+    Backend.score_pairs's scores."""
+    from speechbrain.inference.speaker import SpeakerRecognition
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ref_ids, ref = load_embeddings(str(sv_run / "eval" / "embeddings.npz"))
+    rows = read_manifest(str(sv_run / "manifests" / "synth_test.csv"))
+    speaker = {row["ID"]: row["spk_id"] for row in rows}
+    backend = fit(kind, ref, [speaker[i] for i in ref_ids], **settings)
+    backend.save(tmp_path / "backend.npz")
+    out = tmp_path / "model"
+    argv = [str(sv_run), str(out), "--backend", str(tmp_path / "backend.npz")]
+    assert main(argv) == 0, capsys.readouterr().err
+    layout = LAYOUT - {"classifier.ckpt"} | {"backend.npz"}
+    assert set(os.listdir(out)) == layout
+    model = SpeakerRecognition.from_hparams(
+        source=str(out), savedir=str(tmp_path / "savedir")
+    )
+    ids, emb = extract_embeddings(
+        rows,
+        model.encode_batch,
+        batch_size=8,  # the recipe's eval_batch_size: the same padding
+        device="cpu",
+        data_root=str(tiny_corpus),
+        progress=False,
+    )
+    assert list(ids) == list(ref_ids)
+    torch.testing.assert_close(emb, backend.transform(ref), atol=1e-5, rtol=0)
+    first, second = torch.triu_indices(len(ids), len(ids), offset=1)
+    scores = model.similarity(emb[first], emb[second])  # verify_batch's
+    expected = backend.score_pairs(ref[first], ref[second])
+    torch.testing.assert_close(scores, expected, atol=1e-5, rtol=0)
+    with open(out / "hyperparams.yaml") as f:
+        hparams = load_hyperpyyaml(f)
+    assert -1 <= hparams["threshold"] <= 1  # the dev EER's, mapped
+    assert f"`{kind}` back-end" in (out / "README.md").read_text()
+
+
+def test_backend_fitted_on_an_exported_model(
+    sv_run, tiny_corpus, tmp_path, monkeypatch, no_network
+):
+    """python -m emotion_invariant.backend fit --model on an exported
+    folder: the new folder embeds as the back-end maps the exported
+    model's embeddings, stores no threshold (the model's was for the
+    embeddings before the back-end) and keeps the model's card."""
+    from speechbrain.inference.speaker import SpeakerRecognition
+
+    from emotion_invariant.backend import load_backend
+    from emotion_invariant.backend.fitting import main as fit_main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    plain = tmp_path / "model"
+    export(sv_run, plain)
+    manifest = str(sv_run / "manifests" / "synth_test.csv")
+    out = tmp_path / "with_backend"
+    argv = ["fit", "--model", str(plain), "--manifest", manifest]
+    argv += ["--data-root", str(tiny_corpus), "--batch-size", "8"]
+    argv += ["--kind", "within_speaker_nap", "--dims", "3"]
+    assert fit_main([*argv, "--out", str(out)]) == 0
+    embedded = []
+    for folder in (plain, out):
+        model = SpeakerRecognition.from_hparams(
+            source=str(folder), savedir=str(tmp_path / f"{folder.name}_sd")
+        )
+        embedded.append(
+            extract_embeddings(
+                read_manifest(manifest),
+                model.encode_batch,
+                batch_size=8,
+                device="cpu",
+                data_root=str(tiny_corpus),
+                progress=False,
+            )[1]
+        )
+    backend = load_backend(out / "backend.npz")
+    torch.testing.assert_close(
+        embedded[1], backend.transform(embedded[0]), atol=1e-5, rtol=0
+    )
+    with open(out / "hyperparams.yaml") as f:
+        assert "threshold" not in load_hyperpyyaml(f)
+    card = (out / "README.md").read_text()
+    assert "## The model it was fitted on: model" in card
+    assert "Exported from" in card and "24 utterances of 2 speakers" in card

@@ -25,6 +25,15 @@ a run of ``recipes/emotion_recognition`` one that
 speakers' EER (``threshold``), which ``python -m
 emotion_invariant.scoring.verify`` decides with.
 
+With ``--backend BACKEND.npz`` (a back-end fitted on this model's
+embeddings, see :mod:`emotion_invariant.backend`), the model applies it:
+``embedding_model`` is the encoder wrapped in
+:class:`~emotion_invariant.backend.module.EmbeddingWithBackend`, whose
+checkpoint holds the back-end's map, so SpeechBrain's inference embeds in
+the back-end's space and the threshold is the dev EER's there. The folder
+then has no ``classifier.ckpt`` (the speaker head scored the embeddings
+the back-end replaces) and holds ``backend.npz`` for the scoring command.
+
 Nothing is published unloaded: the folder is written next to ``OUT`` under
 a temporary name, every parameter file in it is loaded into the modules its
 ``hyperparams.yaml`` builds, then SpeechBrain's inference class loads the
@@ -39,7 +48,7 @@ being written by its training is refused, naming the process.
 Usage::
 
     python -m emotion_invariant.models.export RUN_FOLDER OUT_FOLDER \\
-        [--checkpoint best|last|CKPT_FOLDER]
+        [--checkpoint best|last|CKPT_FOLDER] [--backend BACKEND.npz]
 """
 
 import argparse
@@ -56,9 +65,17 @@ import tempfile
 import ruamel.yaml
 import torch
 from hyperpyyaml import load_hyperpyyaml, resolve_references
+from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.tag import Tag
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.utils.checkpoints import Checkpointer
 
+from emotion_invariant.backend import BackendError, load_backend
+from emotion_invariant.backend.module import (
+    EmbeddingWithBackend,
+    NoClassifier,
+    affine_form,
+)
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.data.trials import make_trials
 from emotion_invariant.models.pretrained import (
@@ -159,7 +176,23 @@ def read_run_config(run_folder):
     dict
         A ruamel mapping; module entries keep their ``!new:`` tags.
     """
-    with open(run_config_path(run_folder), encoding="utf-8") as f:
+    return read_config(run_config_path(run_folder))
+
+
+def read_config(path):
+    """A ``hyperparams.yaml`` with every reference resolved, uninstantiated
+    (a ruamel mapping whose module entries keep their ``!new:`` tags).
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "hyperparams.yaml")
+    >>> _ = open(path, "w").write("n: 8\\nf: !new:F\\n    n: !ref <n>\\n")
+    >>> cfg = read_config(path)
+    >>> cfg["f"].tag.value, cfg["f"]["n"]
+    ('!new:F', 8)
+    """
+    with open(path, encoding="utf-8") as f:
         text = resolve_references(f).getvalue()
     return ruamel.yaml.YAML().load(text)
 
@@ -267,20 +300,61 @@ def _labels(run_folder, cfg, task):
     return encoder
 
 
-def hyperparams_text(cfg, task, n_classes, global_norm, threshold=None):
+def _new(cls, **arguments):
+    """A yaml entry that builds ``cls`` with ``arguments`` (``!new:``)."""
+    entry = CommentedMap(arguments.items())
+    entry.yaml_set_ctag(Tag(suffix=f"!new:{cls.__module__}.{cls.__name__}"))
+    return entry
+
+
+def backend_module_config(encoder, backend):
+    """The ``embedding_model`` entry of a model folder with a back-end: the
+    encoder's entry wrapped in :class:`EmbeddingWithBackend`.
+
+    Arguments
+    ---------
+    encoder : dict
+        The encoder's entry (a ruamel mapping tagged ``!new:``).
+    backend : emotion_invariant.backend.base.Backend
+        The back-end, fitted on the encoder's embeddings.
+    """
+    projection, _ = affine_form(backend)
+    return _new(
+        EmbeddingWithBackend,
+        encoder=encoder,
+        input_size=int(projection.shape[0]),
+        output_size=int(projection.shape[1]),
+        kind=backend.kind,
+    )
+
+
+def hyperparams_text(
+    cfg,
+    task,
+    n_classes,
+    global_norm,
+    threshold=None,
+    backend=None,
+    writer="python -m emotion_invariant.models.export",
+):
     """The exported ``hyperparams.yaml``.
 
     The modules are the run's own (their resolved settings), the head sized
     for ``n_classes``; the pretrainer names no paths, so SpeechBrain fetches
-    ``<loadable>.ckpt`` from the ``source`` folder itself.
+    ``<loadable>.ckpt`` from the ``source`` folder itself. With a
+    ``backend``, the encoder is wrapped in :class:`EmbeddingWithBackend`
+    and the head is a :class:`NoClassifier` with no file.
     """
-    head = cfg[TASKS[task]["head"]]
-    if task == "speaker":
-        head["out_neurons"] = n_classes
+    if backend is not None:
+        head = _new(NoClassifier, kind=backend.kind)
     else:
-        head[-1]["out_features"] = n_classes
+        head = cfg[TASKS[task]["head"]]
+        if task == "speaker":
+            head["out_neurons"] = n_classes
+        else:
+            head[-1]["out_features"] = n_classes
     parts = [
-        "# Exported by python -m emotion_invariant.models.export:\n"
+        f"# Written by {writer}:\n"
         "# SpeechBrain's published layout. Every file is fetched from the\n"
         "# folder passed as `source` to from_hparams (no pretrained_path,\n"
         "# no hub).\n",
@@ -294,10 +368,24 @@ def hyperparams_text(cfg, task, n_classes, global_norm, threshold=None):
             "# python -m emotion_invariant.scoring.verify).\n"
             + _yaml_text({"threshold": round(float(threshold), 6)})
         )
-    for name in ("compute_features", "mean_var_norm", "embedding_model"):
+    for name in ("compute_features", "mean_var_norm"):
         parts.append(_yaml_text({name: cfg[name]}))
-    parts.append(_yaml_text({"classifier": head}))
     loadables = list(LOADABLES) + ["mean_var_norm"] * global_norm
+    if backend is None:
+        parts.append(_yaml_text({"embedding_model": cfg["embedding_model"]}))
+        parts.append(_yaml_text({"classifier": head}))
+    else:
+        encoder = backend_module_config(cfg["embedding_model"], backend)
+        parts.append(
+            "# The encoder's embeddings mapped by the back-end in\n"
+            "# backend.npz, whose map embedding_model.ckpt holds.\n"
+            + _yaml_text({"embedding_model": encoder})
+        )
+        parts.append(
+            "# The speaker head scored the embeddings the back-end\n"
+            "# replaces: none here.\n" + _yaml_text({"classifier": head})
+        )
+        loadables.remove("classifier")
     parts.append(
         "mean_var_norm_emb: "
         "!new:speechbrain.processing.features.InputNormalization\n"
@@ -319,6 +407,50 @@ def hyperparams_text(cfg, task, n_classes, global_norm, threshold=None):
         + "".join(f"        {m}: !ref <{m}>\n" for m in loadables)
     )
     return "\n".join(parts)
+
+
+def identity_statistics(path, dim):
+    """Write embedding statistics that change nothing (zero mean, unit
+    std) for ``dim``-d embeddings: ``mean_var_norm_emb.ckpt``."""
+    torch.save(
+        {
+            "count": 0,
+            "glob_mean": torch.zeros(dim),
+            "glob_std": torch.ones(dim),
+        },
+        path,
+    )
+
+
+def write_backend_files(folder, backend, encoder_folder):
+    """Write the files of a model folder with a back-end whose
+    ``hyperparams.yaml`` (see :func:`hyperparams_text`) is in ``folder``.
+
+    ``embedding_model.ckpt`` is the state of the wrapped encoder: the
+    encoder's parameters read from ``encoder_folder``'s
+    ``embedding_model.ckpt`` (checked against the module, and named there
+    when it does not load), and the back-end's map;
+    ``mean_var_norm_emb.ckpt`` statistics that change nothing in the
+    back-end's space; ``backend.npz`` the back-end itself.
+
+    Raises
+    ------
+    ExportError
+        Naming ``encoder_folder``'s file when it does not load.
+    """
+    folder = pathlib.Path(folder)
+    with open(folder / "hyperparams.yaml", encoding="utf-8") as f:
+        model = load_hyperpyyaml(f)["embedding_model"]
+    try:
+        load_pretrained_ecapa(encoder_folder, model.encoder)
+    except PretrainedError as err:
+        raise ExportError(str(err)) from None
+    model.set_backend(backend)
+    torch.save(model.state_dict(), folder / "embedding_model.ckpt")
+    identity_statistics(
+        folder / "mean_var_norm_emb.ckpt", model.projection.shape[1]
+    )
+    backend.save(folder / "backend.npz")
 
 
 def dev_threshold(model, cfg):
@@ -360,7 +492,35 @@ def dev_threshold(model, cfg):
     return eer(scores, labels)[1]
 
 
-def model_card(run_folder, cfg, task, ckpt, threshold):
+def backend_card(backend, fitted_on=None):
+    """The model card's section on the back-end a model applies.
+
+    Example
+    -------
+    >>> from emotion_invariant.backend import fit
+    >>> nap = fit("within_speaker_nap", torch.eye(3).repeat(2, 1), [0, 1, 2]
+    ...           * 2, dims=1)
+    >>> "the `within_speaker_nap` back-end (`dims: 1`)" in backend_card(nap)[2]
+    True
+    """
+    settings = ", ".join(
+        f"`{k}: {v}`" for k, v in backend.settings.items() if k != "dim"
+    )
+    where = f", fitted on {fitted_on}" if fitted_on else ""
+    return [
+        "## Back-end",
+        "",
+        "The embeddings are those of the encoder mapped by the "
+        f"`{backend.kind}` back-end ({settings or 'no settings'}){where}, so "
+        "SpeechBrain's `encode_batch` and `verify_batch` apply it.",
+        "`backend.npz` holds the back-end "
+        "(`emotion_invariant.backend.load_backend`). The folder has no "
+        "speaker classifier: the head scored the encoder's own embeddings.",
+        "",
+    ]
+
+
+def model_card(run_folder, cfg, task, ckpt, threshold, backend=None):
     """README.md of the exported folder."""
     spec = TASKS[task]
     run = pathlib.Path(run_folder)
@@ -395,10 +555,14 @@ def model_card(run_folder, cfg, task, ckpt, threshold):
     if task == "speaker" and cfg.get("emotion_nap_dims"):
         lines.append(
             "- the results below removed emotion directions (NAP) from the "
-            "embeddings before scoring; this model does not"
+            "embeddings before scoring; this model "
+            + ("does not" if backend is None else "applies the back-end below")
         )
+    lines.append("")
+    if backend is not None:
+        lines += backend_card(backend)
     report = run / "eval" / "report.md"
-    lines += ["", "## Results (the run's evaluation report)", ""]
+    lines += ["## Results (the run's evaluation report)", ""]
     if report.is_file():
         text = report.read_text(encoding="utf-8").strip()
         lines.append(text.replace("\n# ", "\n### ").replace("# ", "### ", 1))
@@ -458,11 +622,12 @@ def check_export(folder, task, sources):
 
     with open(folder / "hyperparams.yaml", encoding="utf-8") as f:
         hparams = load_hyperpyyaml(f)
+    head = hparams["classifier"]
     try:
         load_pretrained_ecapa(
             folder,
             hparams["embedding_model"],
-            hparams["classifier"],
+            None if isinstance(head, NoClassifier) else head,
             hparams["mean_var_norm_emb"],
             hparams["label_encoder"],
         )
@@ -540,7 +705,45 @@ def _publish(tmp, out, lock):
         ) from None
 
 
-def export(run_folder, out_folder, checkpoint="best"):
+def read_backend(path, dim):
+    """The back-end saved at ``path``, checked to fit in a model folder
+    whose encoder gives ``dim``-d embeddings.
+
+    Raises
+    ------
+    emotion_invariant.backend.BackendError
+        For a missing or unreadable file, a back-end that is no map of the
+        embeddings (PLDA), or one fitted on embeddings of another size.
+
+    Example
+    -------
+    >>> read_backend("nowhere.npz", 192)
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.backend.base.BackendError: nowhere.npz: no such file
+    """
+    if not os.path.isfile(path):
+        raise BackendError(f"{path}: no such file")
+    backend = load_backend(path)
+    check_backend(backend, dim, path)
+    return backend
+
+
+def check_backend(backend, dim, where):
+    """Fail unless ``backend`` maps this model's ``dim``-d embeddings (see
+    :func:`affine_form`); ``where`` names it in the message."""
+    try:
+        affine_form(backend)
+    except BackendError as err:
+        raise BackendError(f"{where}: {err}") from None
+    if backend.dim != dim:
+        raise BackendError(
+            f"{where}: fitted on {backend.dim}-d embeddings, this model's "
+            f"are {dim}-d (fitted on another model's embeddings?)"
+        )
+
+
+def export(run_folder, out_folder, checkpoint="best", backend=None):
     """Write a trained run as a model folder in SpeechBrain's layout.
 
     Arguments
@@ -552,6 +755,9 @@ def export(run_folder, out_folder, checkpoint="best"):
         The model folder to create; it must not exist.
     checkpoint : str
         ``best``, ``last`` or a ``CKPT+...`` folder.
+    backend : str or os.PathLike, optional
+        A back-end (``.npz``) fitted on this model's embeddings, for the
+        model to apply (speaker models only).
 
     Returns
     -------
@@ -563,6 +769,8 @@ def export(run_folder, out_folder, checkpoint="best"):
     ExportError
         For a folder that is no run, a missing or damaged file (named as
         it is in the run), or an existing ``out_folder``; nothing is left.
+    emotion_invariant.backend.BackendError
+        For a back-end that cannot be built into the model.
     RunFolderLocked
         When a live process holds the run folder or ``out_folder``.
     """
@@ -574,15 +782,24 @@ def export(run_folder, out_folder, checkpoint="best"):
     with contextlib.ExitStack() as stack:
         for folder in dict.fromkeys((run, run_config_path(run).parent)):
             _lock(stack, folder)
-        result = _export(run, out, checkpoint, stack)
+        result = _export(run, out, checkpoint, backend, stack)
     return result
 
 
-def _export(run, out, checkpoint, stack):
+def _export(run, out, checkpoint, backend_path, stack):
     """:func:`export` once the run folder is locked; ``stack`` holds the
     locks, and takes ``out``'s too."""
     cfg = read_run_config(run)
     task = "emotion" if "emotion_classifier" in cfg else "speaker"
+    dim = int(cfg["embedding_model"]["lin_neurons"])
+    backend = None
+    if backend_path is not None:
+        if task != "speaker":
+            raise ExportError(
+                f"{run}: an {task} model; a back-end applies to speaker "
+                "models only"
+            )
+        backend = read_backend(backend_path, dim)
     ckpt = choose_checkpoint(run, checkpoint, task)
     global_norm = cfg["mean_var_norm"].get("norm_type") == "global"
     sources = {
@@ -603,32 +820,36 @@ def _export(run, out, checkpoint, stack):
     if set(os.listdir(out)) != {LOCK_NAME}:
         raise ExportError(f"{out}: already exists; choose a new folder")
     tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    # With a back-end, the encoder's file is written wrapped, and the head
+    # has no place (see write_backend_files).
+    copied = [
+        name
+        for name in sources
+        if backend is None or name == "mean_var_norm.ckpt"
+    ]
     try:
-        for name, source in sources.items():
-            shutil.copyfile(source, tmp / name)
-        dim = int(cfg["embedding_model"]["lin_neurons"])
-        torch.save(
-            {
-                "count": 0,
-                "glob_mean": torch.zeros(dim),
-                "glob_std": torch.ones(dim),
-            },
-            tmp / "mean_var_norm_emb.ckpt",
-        )
+        for name in copied:
+            shutil.copyfile(sources[name], tmp / name)
         encoder.save(tmp / "label_encoder.txt")
         shutil.copyfile(tmp / "label_encoder.txt", tmp / "label_encoder.ckpt")
-        text = hyperparams_text(cfg, task, len(encoder), global_norm)
+        text = hyperparams_text(
+            cfg, task, len(encoder), global_norm, backend=backend
+        )
         (tmp / "hyperparams.yaml").write_text(text, encoding="utf-8")
+        if backend is None:
+            identity_statistics(tmp / "mean_var_norm_emb.ckpt", dim)
+        else:
+            write_backend_files(tmp, backend, ckpt)
         model = check_export(tmp, task, sources)
         threshold = None
         if task == "speaker":
             threshold = dev_threshold(model, cfg)
             if threshold is not None:
                 text = hyperparams_text(
-                    cfg, task, len(encoder), global_norm, threshold
+                    cfg, task, len(encoder), global_norm, threshold, backend
                 )
                 (tmp / "hyperparams.yaml").write_text(text, encoding="utf-8")
-        card = model_card(run, cfg, task, ckpt, threshold)
+        card = model_card(run, cfg, task, ckpt, threshold, backend)
         (tmp / "README.md").write_text(card, encoding="utf-8")
         mask = os.umask(0)
         os.umask(mask)
@@ -654,9 +875,16 @@ def main(argv=None):
         help="best (by dev EER or UA, as the recipe), last, or a "
         "CKPT+... folder",
     )
+    parser.add_argument(
+        "--backend",
+        help="a back-end (.npz, python -m emotion_invariant.backend fit) "
+        "fitted on this model's embeddings, for the model to apply",
+    )
     args = parser.parse_args(argv)
     try:
-        result = export(args.run_folder, args.out_folder, args.checkpoint)
+        result = export(
+            args.run_folder, args.out_folder, args.checkpoint, args.backend
+        )
     except (ValueError, OSError, RunFolderLocked) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -2,9 +2,11 @@
 
 Works on a speaker model folder written by ``python -m
 emotion_invariant.models.export`` (which stores the cosine threshold at the
-dev speakers' EER in its ``hyperparams.yaml``) and on SpeechBrain's
+dev speakers' EER in its ``hyperparams.yaml``), on SpeechBrain's
 published ``spkrec-ecapa-voxceleb`` layout (no stored threshold: pass
-``--threshold``); an exported emotion model is refused. Offline: the
+``--threshold``) and on either with a back-end built in (``python -m
+emotion_invariant.backend fit --model``: scored in the back-end's space, no
+stored threshold); an exported emotion model is refused. Offline: the
 folder's ``hyperparams.yaml`` builds the modules, and the parameter files
 are read from the folder itself, whatever its ``pretrained_path`` says.
 
@@ -363,7 +365,8 @@ def verify(pairs, model, threshold=None, device="cpu"):
         if threshold is None:
             raise ScoringError(
                 f"{model}/hyperparams.yaml stores no threshold (SpeechBrain's "
-                "published models do not): pass --threshold"
+                "published models do not, nor a back-end fitted on a "
+                "manifest): pass --threshold"
             )
         check_threshold(threshold, f"{model}/hyperparams.yaml: threshold")
     scores = verifier.score(pairs)
