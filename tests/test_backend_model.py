@@ -8,7 +8,6 @@ import numpy
 import pytest
 import soundfile
 import torch
-from hyperpyyaml import load_hyperpyyaml
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN, Classifier
 
@@ -414,8 +413,8 @@ def test_a_folder_with_a_backend_is_not_fitted_again(
 
 
 def test_export_refuses_a_backend_it_cannot_apply(tmp_path, capsys):
-    """export --backend: PLDA, and a back-end fitted on embeddings of
-    another size, are refused before anything is written."""
+    """export --backend: PLDA, a back-end fitted on embeddings of another
+    size, and an emotion model, are refused before anything is written."""
     run = tmp_path / "run"
     run.mkdir()
     (run / "hyperparams.yaml").write_text(
@@ -440,6 +439,13 @@ def test_export_refuses_a_backend_it_cannot_apply(tmp_path, capsys):
             export_main,
         )
         assert f"{tmp_path / name}: " in err and message in err
+    with open(run / "hyperparams.yaml", "a") as f:
+        f.write("emotion_classifier: !new:torch.nn.Linear [16, 4]\n")
+    err = _fails(
+        [str(run), str(out), "--backend", str(tmp_path / "lda.npz")],
+        capsys,
+        export_main,
+    )
+    assert f"{run}: an emotion model; a back-end applies to speaker" in err
     assert not out.exists()
-    with open(run / "hyperparams.yaml") as f:
-        assert load_hyperpyyaml(f)  # the run is untouched and still loads
+    assert sorted(os.listdir(run)) == ["hyperparams.yaml"]
