@@ -180,7 +180,7 @@ def test_consistency_projection_finds_the_planted_direction():
     "kind, settings, message",
     [
         ("lda", {"dims": 5}, "at most speakers - 1 = 2 directions"),
-        ("wccn", {}, "it needs at least 15 (dimension + speakers)"),
+        ("wccn", {}, "it needs at least 15 (dimension + speakers), or shrinkage > 0"),
         ("plda", {"rank": 2}, "speaker(s) with two or more"),
         ("within_speaker_nap", {"dims": 9}, "dims 9 must be between 1 and"),
         ("emotion_nap", {"dims": 1}, "needs emotion labels"),

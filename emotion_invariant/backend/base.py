@@ -97,11 +97,34 @@ the fitting data; it needs at least 3
     return rows
 
 
+def speaker_codes(rows, n):
+    """``[n]`` int64: the index in ``rows`` of each row's speaker."""
+    codes = torch.empty(n, dtype=torch.long)
+    for k, r in enumerate(rows.values()):
+        codes[r] = k
+    return codes
+
+
 def within_speaker_offsets(x, rows):
-    """Each row of ``x`` minus its speaker's mean (speakers with one
-    utterance give zero rows and are left out)."""
-    kept = [r for r in rows.values() if len(r) > 1]
-    return torch.cat([x[r] - x[r].mean(0) for r in kept])
+    """Each row of ``x`` minus its speaker's mean, and each row's weight
+    ``1 / utterances of its speaker`` (speakers with one utterance are
+    left out: their offset is zero).
+
+    Example
+    -------
+    >>> x = torch.tensor([[1.0, 0.0], [3.0, 0.0], [5.0, 5.0]])
+    >>> offsets, weights = within_speaker_offsets(x, {"a": [0, 1], "b": [2]})
+    >>> offsets, weights
+    (tensor([[-1.,  0.],
+            [ 1.,  0.]]), tensor([0.5000, 0.5000]))
+    """
+    codes = speaker_codes(rows, len(x))
+    counts = torch.bincount(codes, minlength=len(rows)).to(x.dtype)
+    sums = torch.zeros(len(rows), x.shape[1], dtype=x.dtype)
+    sums.index_add_(0, codes, x)
+    offsets = x - (sums / counts[:, None])[codes]
+    keep = counts[codes] > 1
+    return offsets[keep], 1 / counts[codes][keep]
 
 
 class Backend:

@@ -21,6 +21,7 @@ from emotion_invariant.backend.base import (
     unit,
 )
 from emotion_invariant.losses.consistency import cosine_consistency
+from emotion_invariant.scoring.threads import one_cpu_thread
 
 
 def _orthonormal(directions):
@@ -96,6 +97,10 @@ class ConsistencyProjection(Backend):
                 f"{cls.kind}: no speaker is heard {what}: there is no "
                 "same-speaker pair to train on"
             )
+        # Partners as one flat array: row i's are flat[start[i]:][:count[i]].
+        counts = np.array([len(p) for p in partners])
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        flat = np.concatenate(partners)
         rng = np.random.default_rng(seed)
         gen = torch.Generator().manual_seed(seed)
         directions = torch.randn(
@@ -103,18 +108,21 @@ class ConsistencyProjection(Backend):
         )
         directions.requires_grad_(True)
         optimiser = torch.optim.Adam([directions], lr=lr)
-        for _ in range(steps):
-            batch = rng.choice(
-                anchors, min(batch_size, len(anchors)), replace=False
-            )
-            views = np.array([rng.choice(partners[i]) for i in batch])
-            q = _orthonormal(directions)
-            loss = cosine_consistency(
-                _remove(x[batch], q), _remove(x[views], q)
-            )
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+        size = min(batch_size, len(anchors))
+        # Steps of a few small matrices: one thread, or a busy machine
+        # spends more on waking threads than on the work.
+        with one_cpu_thread():
+            for _ in range(steps):
+                batch = rng.choice(anchors, size, replace=False)
+                pick = (rng.random(size) * counts[batch]).astype(int)
+                views = flat[starts[batch] + pick]
+                q = _orthonormal(directions)
+                loss = cosine_consistency(
+                    _remove(x[batch], q), _remove(x[views], q)
+                )
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
         basis = _orthonormal(directions.detach()).T
         settings = {
             "dims": dims,

@@ -95,7 +95,7 @@ class WithinSpeakerNAP(Backend):
         """Fit on speaker labels only (``nuisances`` are not used)."""
         x = unit(embeddings)
         rows = check_labels(cls.kind, x, speakers, min_speakers=1)
-        offsets = within_speaker_offsets(x, rows)
+        offsets, _ = within_speaker_offsets(x, rows)
         _check_dims(
             cls.kind,
             dims,
@@ -103,9 +103,11 @@ class WithinSpeakerNAP(Backend):
             f"{offsets.shape[0]} utterances of {len(rows)} speakers with "
             f"two or more, {x.shape[1]}-d embeddings",
         )
-        _, _, vt = torch.linalg.svd(offsets, full_matrices=False)
+        # The leading right singular vectors of the offsets, from their
+        # D x D scatter (cheaper than an SVD of N x D).
+        _, vectors = torch.linalg.eigh(offsets.T @ offsets)
         return cls(
-            {"basis": vt[:dims].float().numpy()},
+            {"basis": vectors.flip(-1)[:, :dims].T.float().numpy()},
             {"dims": dims, "dim": x.shape[1]},
         )
 
@@ -125,22 +127,36 @@ def within_class_covariance(x, rows):
     tensor([[0.5000, 0.0000],
             [0.0000, 0.5000]])
     """
-    kept = [r for r in rows.values() if len(r) > 1]
-    covs = []
-    for r in kept:
-        d = x[r] - x[r].mean(0)
-        covs.append(d.T @ d / len(r))
-    return torch.stack(covs).mean(0)
+    offsets, weights = within_speaker_offsets(x, rows)
+    speakers = sum(len(r) > 1 for r in rows.values())
+    return (offsets * weights[:, None]).T @ offsets / speakers
 
 
-def _check_full_rank(kind, x, rows):
+def regularised_within(kind, x, rows, shrinkage):
+    """:func:`within_class_covariance`, shrunk towards a multiple of the
+    identity by ``shrinkage`` in [0, 1] (Ledoit-Wolf style): with 0 it
+    must be estimable, so a too small fitting set is refused.
+
+    Example
+    -------
+    >>> x = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [5.0, 1.0], [5.0, 1.0]])
+    >>> regularised_within("wccn", x, {"a": [0, 1], "b": [2, 3]}, 0.5)
+    tensor([[0.3750, 0.0000],
+            [0.0000, 0.1250]])
+    """
+    if not 0 <= shrinkage <= 1:
+        raise BackendError(f"{kind}: shrinkage {shrinkage} is not in [0, 1]")
     needed = x.shape[1] + len(rows)
-    if len(x) < needed:
+    if shrinkage == 0 and len(x) < needed:
         raise BackendError(
             f"{kind}: {len(x)} utterances of {len(rows)} speakers cannot "
             f"estimate a {x.shape[1]}-d within-speaker covariance; it needs "
-            f"at least {needed} (dimension + speakers), or a smaller model"
+            f"at least {needed} (dimension + speakers), or shrinkage > 0"
         )
+    w = within_class_covariance(x, rows)
+    scale = torch.trace(w) / w.shape[0]
+    eye = torch.eye(w.shape[0], dtype=w.dtype)
+    return (1 - shrinkage) * w + shrinkage * scale * eye
 
 
 class WCCN(Backend):
@@ -163,17 +179,16 @@ class WCCN(Backend):
     kind = "wccn"
 
     @classmethod
-    def fit(cls, embeddings, speakers, nuisances=None):
+    def fit(cls, embeddings, speakers, nuisances=None, shrinkage=0.0):
         """Fit on speaker labels only."""
         x = unit(embeddings)
         rows = check_labels(cls.kind, x, speakers, min_speakers=2)
-        _check_full_rank(cls.kind, x, rows)
-        w = within_class_covariance(x, rows)
+        w = regularised_within(cls.kind, x, rows, shrinkage)
         # W^-1 = B B^T, so B^T W B = I.
         chol = torch.linalg.cholesky(torch.linalg.inv(w))
         return cls(
             {"mean": x.mean(0).numpy(), "map": chol.numpy()},
-            {"dim": x.shape[1]},
+            {"shrinkage": shrinkage, "dim": x.shape[1]},
         )
 
     def project(self, x):
@@ -182,7 +197,7 @@ class WCCN(Backend):
         return (x - mean) @ torch.as_tensor(self.arrays["map"])
 
 
-def lda_directions(x, rows, dims):
+def lda_directions(x, rows, dims, sw=None):
     """The ``dims`` leading discriminant directions ``[D, dims]``: the
     generalised eigenvectors of ``Sb v = l Sw v``, largest ``l`` first.
 
@@ -192,12 +207,13 @@ def lda_directions(x, rows, dims):
     non-symmetric ``Sw^-1 Sb`` to ``eigh``, which reads one triangle only,
     so its directions are discriminant only when ``Sw`` is a multiple of
     the identity; here the problem is made symmetric by ``Sw``'s Cholesky
-    factor first.
+    factor first. ``sw`` replaces ``Sw`` (a regularised one, say).
     """
     means = torch.stack([x[r].mean(0) for r in rows.values()])
     centred = means - x.mean(0)
     sb = centred.T @ centred
-    sw = within_class_covariance(x, rows)
+    if sw is None:
+        sw = within_class_covariance(x, rows)
     lower = torch.linalg.cholesky(sw)
     inv = torch.linalg.inv(lower)
     _, vectors = torch.linalg.eigh(inv @ sb @ inv.T)
@@ -222,7 +238,7 @@ class LDA(Backend):
     kind = "lda"
 
     @classmethod
-    def fit(cls, embeddings, speakers, nuisances=None, dims=150):
+    def fit(cls, embeddings, speakers, nuisances=None, dims=150, shrinkage=0.0):
         """Fit on speaker labels only."""
         x = unit(embeddings)
         rows = check_labels(cls.kind, x, speakers, min_speakers=2)
@@ -232,13 +248,13 @@ class LDA(Backend):
             min(len(rows) - 1, x.shape[1]),
             f"LDA keeps at most speakers - 1 = {len(rows) - 1} directions",
         )
-        _check_full_rank(cls.kind, x, rows)
+        sw = regularised_within(cls.kind, x, rows, shrinkage)
         return cls(
             {
                 "mean": x.mean(0).numpy(),
-                "map": lda_directions(x, rows, dims).numpy(),
+                "map": lda_directions(x, rows, dims, sw).numpy(),
             },
-            {"dims": dims, "dim": x.shape[1]},
+            {"dims": dims, "shrinkage": shrinkage, "dim": x.shape[1]},
         )
 
     def project(self, x):
