@@ -1,5 +1,7 @@
 """Scoring back-ends against naive references on planted cases."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from speechbrain.processing.PLDA_LDA import Ndx, fast_PLDA_scoring
 from emotion_invariant.backend import KINDS, BackendError, fit, load_backend
 from emotion_invariant.backend.base import unit
 from emotion_invariant.backend.plda import stat_object
+from emotion_invariant.backend.study import run_study, write_study
 
 
 def planted(speakers=30, per=8, dim=12, nuisance_axis=5, scale=0.6, seed=0):
@@ -180,7 +183,11 @@ def test_consistency_projection_finds_the_planted_direction():
     "kind, settings, message",
     [
         ("lda", {"dims": 5}, "at most speakers - 1 = 2 directions"),
-        ("wccn", {}, "it needs at least 15 (dimension + speakers), or shrinkage > 0"),
+        (
+            "wccn",
+            {},
+            "it needs at least 15 (dimension + speakers), or shrinkage > 0",
+        ),
         ("plda", {"rank": 2}, "speaker(s) with two or more"),
         ("within_speaker_nap", {"dims": 9}, "dims 9 must be between 1 and"),
         ("emotion_nap", {"dims": 1}, "needs emotion labels"),
@@ -222,3 +229,62 @@ def test_a_file_that_is_not_a_backend_is_named(tmp_path):
     path.write_bytes(b"not a zip")
     with pytest.raises(BackendError, match=f"{path}: not a saved back-end"):
         load_backend(path)
+
+
+def _study_data():
+    emb, spk, emo, _ = planted(speakers=12, per=8, dim=12)
+    ids = [f"u{i}" for i in range(len(spk))]
+    folds = [str(s % 3 + 1) for s in spk]
+    names = ["neu", "ang", "sad", "hap"]
+    return (ids, emb, spk, [names[e] for e in emo]), folds
+
+
+STUDY = {
+    "zero-shot": {},
+    "within-speaker NAP": {
+        "kind": "within_speaker_nap",
+        "labels": "speaker",
+        "grid": {"dims": [1, 2, 4]},
+    },
+    "LDA": {
+        "kind": "lda",
+        "labels": "speaker",
+        "grid": {"dims": [2, 4]},
+        "settings": {"shrinkage": 0.3},
+    },
+}
+
+
+def test_study_settings_never_read_the_test_fold():
+    """Poison fold 1's embeddings: what was chosen for fold 1 (from the
+    other folds' speakers) stays, while its test EER changes."""
+    data, folds = _study_data()
+    clean = run_study(data, folds, STUDY, progress=False)
+    ids, emb, spk, emo = data
+    poisoned = emb.clone()
+    rows = [i for i, f in enumerate(folds) if f == "1"]
+    poisoned[rows] = torch.randn(len(rows), emb.shape[1], dtype=emb.dtype)
+    dirty = run_study((ids, poisoned, spk, emo), folds, STUDY, progress=False)
+    for name in ("within-speaker NAP", "LDA"):
+        assert dirty[name]["1"]["settings"] == clean[name]["1"]["settings"]
+        assert dirty[name]["1"]["inner_eer"] == clean[name]["1"]["inner_eer"]
+        assert dirty[name]["1"]["eer"] != clean[name]["1"]["eer"]
+    # The other folds were fitted on poisoned speakers, so they moved.
+    assert any(
+        dirty[n]["2"]["inner_eer"] != clean[n]["2"]["inner_eer"]
+        for n in ("within-speaker NAP", "LDA")
+    )
+
+
+def test_study_removes_the_planted_nuisance_and_tables_it(tmp_path):
+    data, folds = _study_data()
+    results = run_study(data, folds, STUDY, progress=False)
+    for fold in ("1", "2", "3"):
+        nap = results["within-speaker NAP"][fold]
+        assert nap["settings"] == {"dims": 1}
+        assert nap["eer"]["all"] <= results["zero-shot"][fold]["eer"]["all"]
+    write_study(results, tmp_path, STUDY)
+    table = (tmp_path / "study.md").read_text().splitlines()
+    assert table[0].startswith("| system | needs | all | N-N | N-E |")
+    assert table[3].startswith("| within-speaker NAP | speaker labels |")
+    assert json.loads((tmp_path / "study.json").read_text()) == results
