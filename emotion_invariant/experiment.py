@@ -4,14 +4,17 @@ SpeechBrain recipes begin alike: parse the command line, load the
 hyperparameters (here through :func:`emotion_invariant.hparams.load_hparams`,
 which follows ``base:`` variants), join the DDP group, create the
 experiment folder and prepare the data on the main process. Each recipe and
-its ``evaluate.py`` call :func:`start` instead of repeating it.
+its ``evaluate.py`` call :func:`start` instead of repeating it; it also
+checks the device and locks the output folder for the run
+(:mod:`emotion_invariant.runlock`) before anything is written there.
 """
 
 import os
+import sys
 
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import run_on_main
+from speechbrain.utils.distributed import get_rank, run_on_main
 
 from emotion_invariant.data.audio_check import check_manifest_audio
 from emotion_invariant.data.folds import (
@@ -24,10 +27,16 @@ from emotion_invariant.data.folds import (
 from emotion_invariant.data.prepare import prepare
 from emotion_invariant.hparams import (
     load_hparams,
+    plain_hparams,
     resolve_hparams,
     save_hparams,
 )
+from emotion_invariant.runlock import RunFolderLocked, acquire_run_lock
 from emotion_invariant.utils import keep_freed_memory
+
+#: The errors a recipe reports as one ``error:`` line: bad input and
+#: settings, unusable files and folders, an output folder in use.
+USER_ERRORS = (ValueError, OSError, RunFolderLocked)
 
 #: The annotation keys of the train, dev and test manifests.
 ANNOTATIONS = tuple(f"{key}_annotation" for key in ROLES.values())
@@ -74,8 +83,122 @@ def check_override_values(argv):
         key = None
 
 
+def check_device(device):
+    """Refuse a ``--device`` the recipes cannot run on here.
+
+    SpeechBrain takes any string, and fails with a traceback once the run
+    folder is written: ``gpu0`` when the first module moves, ``cuda`` on a
+    machine without a GPU when the Brain is built.
+
+    Arguments
+    ---------
+    device : str or None
+        The ``--device`` option (``None``: SpeechBrain's choice).
+
+    Example
+    -------
+    >>> check_device(None); check_device("cpu")
+    >>> check_device("gpu0")
+    Traceback (most recent call last):
+    ...
+    ValueError: --device gpu0: not a device; use cpu, cuda or cuda:N
+    """
+    if device is None:
+        return
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        parsed = None
+    if parsed is None:
+        raise ValueError(
+            f"--device {device}: not a device; use cpu, cuda or cuda:N"
+        )
+    if parsed.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"--device {device}: the recipes run on cpu, cuda or cuda:N"
+        )
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count()
+        if count == 0:
+            raise ValueError(
+                f"--device {device}: no CUDA GPU is available here; "
+                "use --device cpu"
+            )
+        if (parsed.index or 0) >= count:
+            raise ValueError(
+                f"--device {device}: this machine has {count} CUDA GPU(s), "
+                f"cuda:0 to cuda:{count - 1}"
+            )
+
+
+def lock_output_folder(folder, purpose=None):
+    """Create the run's output folder and lock it until the process ends.
+
+    Two runs writing into one folder mix their logs, prune each other's
+    checkpoints and evaluate each other's models; the second one is
+    refused instead (:func:`emotion_invariant.runlock.acquire_run_lock`).
+    Under DDP only the main process (rank 0) takes the lock: the others
+    write into the folder on its behalf.
+
+    Arguments
+    ---------
+    folder : str
+        The ``output_folder``.
+    purpose : str, optional
+        What the run does there, recorded in the lock.
+
+    Returns
+    -------
+    emotion_invariant.runlock.RunLock or None
+        The lock (``None`` on a DDP process other than the main one).
+
+    Raises
+    ------
+    RunFolderLocked
+        When another live process holds the folder.
+    ValueError
+        When ``folder`` is a file.
+    OSError
+        When the folder cannot be created or written to; the message names
+        the folder.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> lock = lock_output_folder(folder, "train")
+    >>> lock_output_folder(folder) is lock  # the same process: no error
+    True
+    >>> lock.release(); lock.release()
+    """
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise ValueError(f"output_folder {folder}: a file, not a folder")
+    if get_rank() not in (None, 0):
+        return None
+    try:
+        return acquire_run_lock(folder, purpose)
+    except RunFolderLocked:
+        raise
+    except OSError as err:
+        what = "write in" if os.path.isdir(folder) else "create"
+        raise type(err)(
+            f"output_folder {folder}: cannot {what} it ({err.strerror})"
+        ) from None
+
+
+def _script_name():
+    """``train``, ``evaluate``, ...: the recipe script this process runs."""
+    name = os.path.splitext(os.path.basename(sys.argv[0]))[0]
+    return None if name in ("", "__main__", "-c") else name
+
+
 def start(argv, prepare_data=None, check=None):
-    """Parse arguments, load hyperparameters, create the experiment folder.
+    """Parse arguments, lock the output folder, load hyperparameters,
+    create the experiment folder.
+
+    The lock (:func:`lock_output_folder`) is held until the process ends,
+    so that a second run into the same folder is refused while this one
+    trains and evaluates.
 
     Arguments
     ---------
@@ -85,8 +208,8 @@ def start(argv, prepare_data=None, check=None):
         ``prepare_data(hparams)``, run on the main process unless
         ``skip_prep`` is set.
     check : callable, optional
-        ``check(hparams)``, run before anything is written (it raises on
-        settings the recipe cannot use).
+        ``check(hparams)``, run before anything but the lock is written (it
+        raises on settings the recipe cannot use).
 
     Returns
     -------
@@ -99,22 +222,37 @@ def start(argv, prepare_data=None, check=None):
     check_override_values(argv)
     keep_freed_memory()
     hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    hparams, base_file, overrides_yaml = load_hparams(hparams_file, overrides)
-    _, overrides = resolve_hparams(hparams_file, overrides)
-    if check is not None:
-        check(hparams)
-    if not torch.distributed.is_initialized():  # once, however many runs
-        sb.utils.distributed.ddp_init_group(run_opts)
-    sb.create_experiment_directory(
-        experiment_directory=hparams["output_folder"]
+    check_device(run_opts.get("device"))
+    # Locked before the file is loaded: building its objects writes there.
+    lock = lock_output_folder(
+        plain_hparams(hparams_file, overrides)["output_folder"],
+        _script_name(),
     )
-    # Written here, not by SpeechBrain, which cannot follow `include:`.
-    run_on_main(
-        save_hparams,
-        args=[base_file, overrides_yaml, hparams["output_folder"]],
-    )
-    if prepare_data is not None and not hparams["skip_prep"]:
-        run_on_main(prepare_data, kwargs={"hparams": hparams})
+    try:
+        hparams, base_file, overrides_yaml = load_hparams(
+            hparams_file, overrides
+        )
+        _, overrides = resolve_hparams(hparams_file, overrides)
+        if check is not None:
+            check(hparams)
+        if not torch.distributed.is_initialized():  # once, however many runs
+            sb.utils.distributed.ddp_init_group(run_opts)
+        sb.create_experiment_directory(
+            experiment_directory=hparams["output_folder"]
+        )
+        # Written here, not by SpeechBrain, which cannot follow `include:`.
+        run_on_main(
+            save_hparams,
+            args=[base_file, overrides_yaml, hparams["output_folder"]],
+        )
+        if prepare_data is not None and not hparams["skip_prep"]:
+            run_on_main(prepare_data, kwargs={"hparams": hparams})
+    except BaseException:
+        # A run that did not start holds nothing (the process may go on,
+        # as a test's does).
+        if lock is not None:
+            lock.release()
+        raise
     return hparams, run_opts, base_file, overrides
 
 
@@ -191,7 +329,7 @@ def check_audio(hparams, keys):
         )
 
 
-def start_verification(argv):
+def start_verification(argv, check=None):
     """:func:`start` a speaker-verification run on its manifests.
 
     Prepares the corpus (and fold K's files with ``fold: K``), points the
@@ -203,13 +341,15 @@ def start_verification(argv):
     ---------
     argv : list of str
         ``hparams_file [--overrides]`` as on the command line.
+    check : callable, optional
+        As in :func:`start`.
 
     Returns
     -------
     tuple
         ``(hparams, run_opts)``.
     """
-    hparams, run_opts, _, _ = start(argv, prepare_verification)
+    hparams, run_opts, _, _ = start(argv, prepare_verification, check)
     use_fold(hparams)
     check_audio(hparams, ANNOTATIONS)
     return hparams, run_opts

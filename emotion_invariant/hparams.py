@@ -346,6 +346,58 @@ def save_hparams(path, overrides_yaml, folder):
         f.write(resolved.getvalue())
 
 
+def _overrides_yaml(merged):
+    """The overrides as hyperpyyaml reads them (empty text for none)."""
+    stream = io.StringIO()
+    ruamel.yaml.YAML().dump(merged, stream)
+    return stream.getvalue() if merged else ""
+
+
+def plain_hparams(path, overrides=None):
+    """The values a file stands for, without building any of its objects.
+
+    Loading a file builds its objects, and some write as they are built
+    (a checkpointer creates its folder); a recipe reads its output folder
+    here first, to check and lock it before anything is written there.
+
+    Arguments
+    ---------
+    path : str
+        A full hyperpyyaml file, or a variant with a ``base:`` key.
+    overrides : str or dict, optional
+        Command-line overrides.
+
+    Returns
+    -------
+    dict
+        Every key, references resolved; an object's entry is its
+        arguments (a tagged mapping or list), not the object.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> d = tempfile.mkdtemp()
+    >>> _ = open(os.path.join(d, "base.yaml"), "w").write(
+    ...     "out: !ref runs/<seed>\\nseed: 1\\n"
+    ...     "ckpt: !new:speechbrain.utils.checkpoints.Checkpointer\\n"
+    ...     "    checkpoints_dir: !ref <out>/save\\n")
+    >>> values = plain_hparams(os.path.join(d, "base.yaml"), {"seed": 7})
+    >>> values["out"], values["ckpt"]["checkpoints_dir"]
+    ('runs/7', 'runs/7/save')
+    """
+    base, merged = resolve_hparams(path, overrides)
+    check_hparams(merged, f"{path} with overrides")
+    text = compose_hparams(base)
+    try:
+        resolved = resolve_references(text, _overrides_yaml(merged))
+        values = ruamel.yaml.YAML().load(resolved)
+    except Exception as err:
+        raise HparamsError(f"{base} with overrides from {path}: {err}") from err
+    if not isinstance(values, dict):
+        raise HparamsError(f"{base}: expected `key: value` lines")
+    return values
+
+
 def load_hparams(path, overrides=None):
     """Load a hyperpyyaml file, following ``base:`` and applying overrides.
 
@@ -375,12 +427,16 @@ def load_hparams(path, overrides=None):
     """
     base, merged = resolve_hparams(path, overrides)
     check_hparams(merged, f"{path} with overrides")
-    stream = io.StringIO()
-    ruamel.yaml.YAML().dump(merged, stream)
-    overrides_yaml = stream.getvalue() if merged else ""
+    overrides_yaml = _overrides_yaml(merged)
     text = compose_hparams(base)
     try:
         hparams = load_hyperpyyaml(text, overrides_yaml)
+    except OSError as err:
+        if err.filename is not None:
+            # A folder that an object creates (a checkpointer's save
+            # folder) is at fault, not the file: the error names it.
+            raise
+        raise HparamsError(f"{base} with overrides from {path}: {err}") from err
     except Exception as err:
         raise HparamsError(f"{base} with overrides from {path}: {err}") from err
     check_hparams(hparams, base)

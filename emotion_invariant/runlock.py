@@ -78,7 +78,9 @@ def _alive(record):
 def _describe(record):
     """``pid N (command)`` for a lock file's record."""
     pid = record.get("pid", "?")
-    command = record.get("command") or "command unknown"
+    # One line, whatever the command holds (``python -c`` code spans many).
+    command = str(record.get("command") or "command unknown")
+    command = command.replace("\r", "\\r").replace("\n", "\\n")
     return f"pid {pid} ({command})"
 
 
@@ -96,6 +98,9 @@ class RunLock:
         The open, flock-ed lock file.
     path : str
         The lock file's path.
+    created : bool
+        Whether locking created the folder (then removed on release if
+        nothing was written in it).
 
     Example
     -------
@@ -108,11 +113,12 @@ class RunLock:
     True
     """
 
-    def __init__(self, folder, fd, path):
+    def __init__(self, folder, fd, path, created=False):
         self.folder = folder
         self._fd = fd
         self._path = path
         self._count = 1
+        self._created = created
 
     def release(self):
         """Release one acquisition; the last one frees the folder."""
@@ -130,6 +136,11 @@ class RunLock:
                 os.remove(self._path)
             os.close(self._fd)
             self._fd = None
+            if self._created:
+                # A run that stopped before writing leaves no empty folder
+                # (rmdir fails on a folder holding anything).
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.folder)
 
     def __enter__(self):
         return self
@@ -191,7 +202,8 @@ def acquire_run_lock(folder, purpose=None):
     RunLock
         Held until its ``release()`` or the end of the process. Locking a
         folder this process holds returns the same lock (released when
-        each acquisition has been).
+        each acquisition has been). A folder it created is removed on
+        release if nothing was written in it.
 
     Raises
     ------
@@ -210,13 +222,13 @@ def acquire_run_lock(folder, purpose=None):
     >>> lock.release(); lock.release()
     """
     folder = os.fspath(folder)
-    os.makedirs(folder, exist_ok=True)
-    key = os.path.realpath(folder)
     with _guard:
-        lock = _held.get(key)
+        lock = _held.get(os.path.realpath(folder))
         if lock is not None:
             lock._count += 1
             return lock
+        created = not os.path.isdir(folder)
+        os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, LOCK_NAME)
         for _ in range(_TRIES):
             fd = _open_locked(path)
@@ -252,8 +264,8 @@ def acquire_run_lock(folder, purpose=None):
         data = json.dumps(record).encode("utf-8")
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
-        lock = RunLock(folder, fd, path)
-        _held[key] = lock
+        lock = RunLock(folder, fd, path, created)
+        _held[os.path.realpath(folder)] = lock
         return lock
 
 

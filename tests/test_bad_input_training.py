@@ -27,6 +27,7 @@ from emotion_invariant.models.pretrained import (
     PretrainedError,
     load_pretrained_ecapa,
 )
+from emotion_invariant.runlock import RunFolderLocked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SV_TRAIN = os.path.join(ROOT, "recipes", "speaker_verification", "train.py")
@@ -406,3 +407,176 @@ def test_no_copypaste_view_possible_is_an_error(tiny_corpus, tmp_path):
     )
     with pytest.raises(ManifestError, match="no emotion CopyPaste view"):
         _load(SV_TRAIN, "sv_no_copypaste").build(argv)
+
+
+# -- run folders --
+
+PRETRAIN = os.path.join(ROOT, "recipes", "emotion_recognition", "pretrain.py")
+SER_EVAL = os.path.join(ROOT, "recipes", "emotion_recognition", "evaluate.py")
+PRETRAIN_YAML = os.path.join(SER_YAML, "pretrain_cluster_contrastive.yaml")
+
+# A process that holds argv[1]'s run lock until its stdin closes.
+HOLDER = """
+import sys
+from emotion_invariant.runlock import acquire_run_lock
+acquire_run_lock(sys.argv[1], purpose="train")
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@contextlib.contextmanager
+def _held(folder):
+    """Another live process holding ``folder``'s lock: its pid."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder), "--other-run"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout.readline().strip() == "locked"
+        yield proc.pid
+    finally:
+        proc.stdin.close()
+        proc.wait()
+
+
+def _listing(folder):
+    """Every path under ``folder`` with its size and modification time."""
+    return {
+        str(p): (p.stat().st_size, p.stat().st_mtime_ns)
+        for p in folder.rglob("*")
+    }
+
+
+def _recipe_argv(script, corpus, out):
+    """A short run of ``script`` (were it not refused)."""
+    if script in (SV_TRAIN, SV_EVAL):
+        return _sv_argv(corpus, out, "--debug")
+    if script == PRETRAIN:
+        return [
+            PRETRAIN_YAML,
+            f"--data_folder={corpus}",
+            f"--output_folder={out}",
+            "--debug",
+        ]
+    return _ser_argv(corpus, out, "--debug")
+
+
+@pytest.mark.parametrize(
+    "script",
+    [SV_TRAIN, SV_EVAL, SER_TRAIN, SER_EVAL, PRETRAIN],
+    ids=["sv-train", "sv-evaluate", "ser-train", "ser-evaluate", "pretrain"],
+)
+def test_recipe_refuses_a_folder_another_run_holds(
+    tiny_corpus, tmp_path, script
+):
+    """A second run into a folder in use stops before writing anything."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train_log.txt").write_text("epoch: 1\n")
+    with _held(out) as pid:
+        before = _listing(out)
+        recipe = _load(script, "locked_" + os.path.basename(script)[:-3])
+        with pytest.raises(RunFolderLocked) as info:
+            recipe.main(_recipe_argv(script, tiny_corpus, out))
+        assert _listing(out) == before
+    assert f"{out} is in use by pid {pid} (" in str(info.value)
+    assert "--other-run" in str(info.value)
+
+
+def test_second_run_into_a_folder_in_use_is_one_error_line(
+    tiny_corpus, tmp_path
+):
+    out = tmp_path / "run"
+    with _held(out) as pid:
+        before = _listing(out)
+        rc, err = _cli(SV_TRAIN, _sv_argv(tiny_corpus, out))
+        assert _listing(out) == before
+    assert rc == 1
+    line = _error_line(err)
+    assert line.startswith(f"error: {out} is in use by pid {pid} (")
+    assert "wait for it to end or stop it" in line
+
+
+def test_output_folder_that_is_a_file(tiny_corpus, tmp_path):
+    out = tmp_path / "results.txt"
+    out.write_text("a file\n")
+    rc, err = _cli(SV_TRAIN, _sv_argv(tiny_corpus, out))
+    assert rc == 1
+    line = _error_line(err)
+    assert line == f"error: output_folder {out}: a file, not a folder"
+    assert out.read_text() == "a file\n"
+
+
+def test_output_folder_under_a_file(tiny_corpus, tmp_path):
+    (tmp_path / "results.txt").write_text("a file\n")
+    out = tmp_path / "results.txt" / "run"
+    recipe = _load(SER_TRAIN, "ser_under_a_file")
+    with pytest.raises(OSError) as info:
+        recipe.main(_ser_argv(tiny_corpus, out))
+    message = str(info.value)
+    assert message.startswith(f"output_folder {out}: cannot create it")
+    assert "yaml" not in message
+
+
+def test_unwritable_output_folder_is_blamed_not_the_yaml(
+    tiny_corpus, tmp_path, monkeypatch
+):
+    """Permission denied on the output folder (simulated: tests may run
+    as root, whom no mode stops) names the folder, not the yaml."""
+    locked = tmp_path / "readonly"
+    out = locked / "run"
+    makedirs = os.makedirs
+
+    def refuse(name, *args, **kwargs):
+        if str(name).startswith(str(locked)):
+            raise PermissionError(13, "Permission denied", str(name))
+        return makedirs(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "makedirs", refuse)
+    recipe = _load(SV_TRAIN, "sv_unwritable")
+    with pytest.raises(OSError) as info:
+        recipe.main(_sv_argv(tiny_corpus, out))
+    message = str(info.value)
+    assert message == (
+        f"output_folder {out}: cannot create it (Permission denied)"
+    )
+    assert not locked.exists()
+
+
+@pytest.mark.parametrize(
+    "device, message",
+    [
+        ("gpu0", "--device gpu0: not a device; use cpu, cuda or cuda:N"),
+        ("cuda:x", "--device cuda:x: not a device; use cpu, cuda or cuda:N"),
+        pytest.param(
+            "cuda",
+            "--device cuda: no CUDA GPU is available here; use --device cpu",
+            marks=pytest.mark.skipif(
+                torch.cuda.is_available(), reason="a GPU is available"
+            ),
+        ),
+    ],
+)
+def test_unusable_device_fails_before_anything_is_written(
+    tiny_corpus, tmp_path, device, message
+):
+    out = tmp_path / "run"
+    recipe = _load(SV_TRAIN, "sv_device")
+    with pytest.raises(ValueError) as info:
+        recipe.main(_sv_argv(tiny_corpus, out, f"--device={device}"))
+    assert str(info.value) == message
+    assert not out.exists()
+
+
+def test_unusable_device_is_one_error_line(tiny_corpus, tmp_path):
+    out = tmp_path / "run"
+    rc, err = _cli(SER_TRAIN, _ser_argv(tiny_corpus, out, "--device=gpu0"))
+    assert rc == 1
+    assert _error_line(err) == (
+        "error: --device gpu0: not a device; use cpu, cuda or cuda:N"
+    )
+    assert not out.exists()

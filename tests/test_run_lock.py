@@ -130,3 +130,44 @@ def test_lock_file_records_the_holder(tmp_path):
     assert record["purpose"] == "export"
     assert record["since"]
     assert "pytest" in record["command"] or sys.executable in record["command"]
+
+
+def test_only_the_main_ddp_process_locks(tmp_path, monkeypatch):
+    from emotion_invariant.experiment import lock_output_folder
+
+    folder = tmp_path / "run"
+    monkeypatch.setenv("RANK", "1")
+    assert lock_output_folder(str(folder)) is None
+    assert lock_holder(folder) is None
+    monkeypatch.setenv("RANK", "0")
+    lock = lock_output_folder(str(folder), "train")
+    try:
+        assert lock_holder(folder)["pid"] == os.getpid()
+    finally:
+        lock.release()
+
+
+def test_a_run_that_fails_to_start_holds_nothing(tmp_path):
+    """In one process (a test's, a notebook's) a failed start frees the
+    folder, and leaves none that it created for nothing."""
+    from emotion_invariant.experiment import start
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    yaml = os.path.join(root, "hparams", "speaker_verification")
+    out = tmp_path / "run"
+
+    def refuse(hparams):
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        start(
+            [
+                os.path.join(yaml, "ecapa_baseline.yaml"),
+                f"--data_folder={tmp_path}",
+                f"--output_folder={out}",
+                f"--save_folder={tmp_path / 'save'}",
+            ],
+            check=refuse,
+        )
+    assert lock_holder(out) is None
+    assert not out.exists()

@@ -32,7 +32,7 @@ from emotion_invariant.emotion.report import (
     evaluate,
     summarize,
 )
-from emotion_invariant.experiment import requested_folds, start_run
+from emotion_invariant.experiment import USER_ERRORS, requested_folds, start_run
 
 
 def main(argv=None):
@@ -57,6 +57,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, OSError) as err:
+    except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -47,7 +47,7 @@ from emotion_invariant.emotion.report import (
     evaluate,
     summarize,
 )
-from emotion_invariant.experiment import requested_folds, start_run
+from emotion_invariant.experiment import USER_ERRORS, requested_folds, start_run
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
@@ -267,6 +267,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, OSError) as err:
+    except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -39,7 +39,7 @@ from emotion_invariant.augment.views import parallel_views, to_views
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.data.verification import dataio_prep
 from emotion_invariant.distributed import DistributedBrain
-from emotion_invariant.experiment import start_verification
+from emotion_invariant.experiment import USER_ERRORS, start_verification
 from emotion_invariant.losses.consistency import (
     consistency_target,
     cosine_consistency,
@@ -261,6 +261,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, OSError) as err:
+    except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
