@@ -398,6 +398,38 @@ def test_zero_shot_evaluation(tiny_corpus, tmp_path):
         evaluate.main([*common, f"--output_folder={tmp_path / 'empty'}"])
 
 
+def test_evaluating_a_save_folder_without_checkpoint_is_an_error(
+    tiny_corpus, tmp_path
+):
+    """``--save_folder`` names the run to score (the suite's +nap systems):
+    when that run left no checkpoint (it failed), the published model must
+    not be scored under its name."""
+    _published_tiny(tmp_path / "pretrained")
+    failed = tmp_path / "failed" / "save"
+    failed.mkdir(parents=True)  # as a run stopped before its first epoch
+    spec = importlib.util.spec_from_file_location(
+        "sv_evaluate_failed", os.path.join(RECIPE, "evaluate.py")
+    )
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    out = tmp_path / "nap"
+    with pytest.raises(ValueError) as info:
+        evaluate.main(
+            [
+                os.path.join(HPARAMS, "ecapa_baseline.yaml"),
+                f"--data_folder={tiny_corpus}",
+                *TINY_MODEL,
+                f"--output_folder={out}",
+                f"--save_folder={failed}",
+                f"--pretrained_path={tmp_path / 'pretrained'}",
+                "--emotion_nap_dims=2",
+            ]
+        )
+    assert str(info.value).startswith(f"save_folder {failed}: no checkpoint")
+    assert not (out / "eval").exists()
+    assert list(failed.iterdir()) == []
+
+
 def test_fold_run_tests_on_the_folds_speakers(tiny_corpus, tmp_path):
     _run(
         "ecapa_baseline.yaml",

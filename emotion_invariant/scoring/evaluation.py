@@ -37,6 +37,49 @@ from emotion_invariant.utils import atomic_path
 logger = logging.getLogger(__name__)
 
 
+def check_checkpoint(hparams):
+    """Refuse to score a save folder outside the run that holds no
+    checkpoint.
+
+    A run scores its own save folder, or the published model as it is
+    (zero-shot) while that folder holds no checkpoint. A ``save_folder``
+    outside the run names another run to score (the suite's +nap systems
+    re-score a fine-tuning's): without a checkpoint that run failed or has
+    not saved yet, and scoring the published model under its name would
+    be a silently wrong result.
+
+    Arguments
+    ---------
+    hparams : dict
+        ``output_folder``, ``save_folder`` and ``checkpointer``.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain.utils.checkpoints import Checkpointer
+    >>> run, other = tempfile.mkdtemp(), tempfile.mkdtemp()
+    >>> own = os.path.join(run, "save")
+    >>> check_checkpoint({"output_folder": run, "save_folder": own,
+    ...                   "checkpointer": Checkpointer(own)})
+    >>> check_checkpoint({"output_folder": run, "save_folder": other,
+    ...                   "checkpointer": Checkpointer(other)})
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: save_folder /...: no checkpoint to evaluate; ...
+    """
+    run = os.path.realpath(hparams["output_folder"])
+    save = os.path.realpath(hparams["save_folder"])
+    if os.path.commonpath([run, save]) == run:
+        return
+    if hparams["checkpointer"].find_checkpoint(min_key="EER") is None:
+        raise ValueError(
+            f"save_folder {hparams['save_folder']}: no checkpoint to "
+            "evaluate; the run that writes it failed or has not saved one "
+            "yet"
+        )
+
+
 def evaluate(brain, hparams):
     """Score the test trials with the best checkpoint; returns the report.
 
@@ -53,8 +96,15 @@ def evaluate(brain, hparams):
     -------
     dict
         The verification report (also written to ``eval_folder``).
+
+    Raises
+    ------
+    ValueError
+        With no checkpoint to score: no ``pretrained_path``, or a
+        ``save_folder`` outside the run (:func:`check_checkpoint`).
     """
     if brain.checkpointer.recover_if_possible(min_key="EER") is None:
+        check_checkpoint(hparams)
         if not hparams["pretrained_path"]:
             raise ValueError(
                 f"{hparams['save_folder']}: no checkpoint and no "

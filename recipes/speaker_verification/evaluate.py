@@ -17,7 +17,9 @@ emotion against neutral enrolment).
         --data_folder results/demo/corpus --output_folder results/sv/ei
 
 With no checkpoint in the output folder, the model of ``pretrained_path``
-is evaluated as it is (zero-shot): the first thing to run on a new corpus::
+is evaluated as it is (zero-shot): the first thing to run on a new corpus
+(a ``--save_folder`` outside the output folder names another run's
+checkpoints, and is an error when it holds none)::
 
     python recipes/speaker_verification/evaluate.py \\
         hparams/speaker_verification/ecapa_voxceleb_finetune.yaml \\
@@ -31,14 +33,16 @@ import torch
 
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.distributed import DistributedBrain
-from emotion_invariant.experiment import start_verification
+from emotion_invariant.experiment import USER_ERRORS, start_verification
 from emotion_invariant.models.finetune import load_speaker_model
-from emotion_invariant.scoring.evaluation import evaluate
+from emotion_invariant.scoring.evaluation import check_checkpoint, evaluate
 
 
 def main(argv=None):
     """Evaluate the best checkpoint of a finished (or running) training."""
-    hparams, run_opts = start_verification(argv or sys.argv[1:])
+    hparams, run_opts = start_verification(
+        argv or sys.argv[1:], check_checkpoint
+    )
     # The checkpoint's head has a row per training speaker.
     rows = read_manifest(hparams["train_annotation"])
     load_speaker_model(hparams, len({row["spk_id"] for row in rows}))
@@ -55,6 +59,6 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (ValueError, OSError) as err:
+    except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
