@@ -10,10 +10,24 @@ parameters there only; keeps ``--debug`` checkpoints in the run's save
 folder, one for every process; and unwraps the modules after training, so
 that evaluation runs on one process with the plain modules. It also tells
 the recipes' schedules how far training has come (:meth:`progress`).
+
+:func:`ddp_destroy_group` ends a ``torchrun`` process's part in the group
+once its run is done, so that the process exits without the group's
+threads.
 """
+
+import gc
 
 import speechbrain as sb
 import torch
+
+# Imported before any process group exists, on purpose: its functions take
+# ``group=group.WORLD`` as a default argument, evaluated on import. Imported
+# once the group exists (DDP imports it through torch._dynamo), they would
+# hold the group for the life of the process, so that destroying it could
+# not stop its threads (see ddp_destroy_group).
+import torch.distributed.nn  # noqa: F401
+from speechbrain.utils.distributed import ddp_barrier
 from torch.nn.parallel import DistributedDataParallel
 
 from emotion_invariant.losses.adversarial import training_progress
@@ -130,3 +144,30 @@ class DistributedBrain(sb.core.Brain):
             self.hparams.steps_per_epoch,
             self.hparams.number_of_epochs,
         )
+
+
+def ddp_destroy_group():
+    """End this process's part in the DDP group, once the run is done.
+
+    Every process waits for the others (SpeechBrain's ``ddp_barrier``),
+    then destroys the group, which stops its threads while Python still
+    runs. A process that exits with the group alive can abort after a
+    successful run ("terminate called without an active exception"): a
+    gloo worker thread that frees the tensors of the last collective late
+    (a busy machine) asks for the GIL while the interpreter shuts down,
+    Python ends the thread there, and C++ aborts the process. The recipes
+    call it on every process once ``main()`` has returned; outside DDP it
+    does nothing.
+
+    Example
+    -------
+    >>> ddp_destroy_group()
+    >>> torch.distributed.is_initialized()
+    False
+    """
+    if not torch.distributed.is_initialized():
+        return
+    ddp_barrier()
+    # A DDP wrapper left in a reference cycle would keep the group alive.
+    gc.collect()
+    torch.distributed.destroy_process_group()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from fake_corpora import TINY_ECAPA
 from emotion_invariant.distributed import DistributedBrain
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Seconds a torchrun run may take before the test stops it (a few on an
+#: idle machine): a run that waits forever fails instead of hanging.
+TIMEOUT = 600
 TINY = TINY_ECAPA
 RUNS = {
     # SupCon alone (the AAM head unused) over P x K speaker batches, with
@@ -76,9 +80,7 @@ def test_torchrun_two_cpu_processes(tiny_corpus, tmp_path, task):
         "HF_HUB_OFFLINE": "1",
         "OMP_NUM_THREADS": "1",
     }
-    done = subprocess.run(
-        command, cwd=tmp_path, env=env, capture_output=True, text=True
-    )
+    done = _run(command, tmp_path, env)
     assert done.returncode == 0, done.stderr[-3000:]
     checkpoints = [p for p in (out / "save").iterdir() if p.name[:5] == "CKPT+"]
     assert len(checkpoints) == 1
@@ -120,6 +122,83 @@ def test_cpu_modules_keep_plain_batchnorm(monkeypatch):
         assert brain.modules.net is net
     finally:
         torch.distributed.destroy_process_group()
+
+
+GROUP_SCRIPT = """
+import os
+
+import speechbrain as sb
+import torch
+
+from emotion_invariant.distributed import DistributedBrain, ddp_destroy_group
+
+
+def threads():
+    return set(os.listdir("/proc/self/task"))
+
+
+before = threads()
+run_opts = {"device": "cpu", "distributed_backend": "gloo"}
+sb.utils.distributed.ddp_init_group(run_opts)
+net = torch.nn.Linear(2, 2)
+brain = DistributedBrain(modules={"net": net}, run_opts=run_opts)
+brain._wrap_distributed()
+brain.modules.net(torch.ones(3, 2)).sum().backward()
+brain.unwrap_distributed()
+sb.utils.distributed.main_process_only(len)("broadcast, as a recipe ends")
+during = threads()
+ddp_destroy_group()
+print(len(during - before), len(threads() - before))
+"""
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self/task"), reason="counts threads in /proc"
+)
+def test_destroyed_group_leaves_no_thread(tmp_path):
+    """After DDP training and a broadcast, ddp_destroy_group stops every
+    thread the group started, so that the process exits without them (a
+    gloo thread alive at exit can abort a finished run)."""
+    script = tmp_path / "group.py"
+    script.write_text(GROUP_SCRIPT)
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": str(_free_port()),
+        "OMP_NUM_THREADS": "1",
+    }
+    done = _run([sys.executable, str(script)], tmp_path, env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    started, left = map(int, done.stdout.split()[-2:])
+    assert started > 0  # the group's threads were there
+    assert left == 0
+
+
+def _run(command, cwd, env):
+    """Run ``command``; past ``TIMEOUT`` seconds, stop it and every process
+    it started (torchrun's workers) and fail."""
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"no end after {TIMEOUT} s: {stderr[-3000:]}")
+    return subprocess.CompletedProcess(
+        command, process.returncode, stdout, stderr
+    )
 
 
 def _free_port():
