@@ -48,7 +48,7 @@ from emotion_invariant.augment.views import make_views, to_views
 from emotion_invariant.clustering.analysis import pretraining_clusters
 from emotion_invariant.data.cluster_sampler import check_settings
 from emotion_invariant.data.pretraining import pair_dataset, pretraining_rows
-from emotion_invariant.distributed import DistributedBrain
+from emotion_invariant.distributed import DistributedBrain, ddp_destroy_group
 from emotion_invariant.experiment import USER_ERRORS, requested_folds, start_run
 from emotion_invariant.losses.supcon import speaker_supcon
 from emotion_invariant.models.embedder import embed
@@ -179,6 +179,7 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
+        ddp_destroy_group()
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

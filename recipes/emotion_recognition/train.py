@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from speechbrain.utils.distributed import main_process_only
 
 from emotion_invariant.data.steps import training_steps
-from emotion_invariant.distributed import DistributedBrain
+from emotion_invariant.distributed import DistributedBrain, ddp_destroy_group
 from emotion_invariant.emotion.dataio import dataio_prep
 from emotion_invariant.emotion.metrics import classification_report
 from emotion_invariant.emotion.model import setup_model
@@ -267,6 +267,7 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
+        ddp_destroy_group()
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)

@@ -38,7 +38,7 @@ from speechbrain.utils.distributed import main_process_only
 from emotion_invariant.augment.views import parallel_views, to_views
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.data.verification import dataio_prep
-from emotion_invariant.distributed import DistributedBrain
+from emotion_invariant.distributed import DistributedBrain, ddp_destroy_group
 from emotion_invariant.experiment import USER_ERRORS, start_verification
 from emotion_invariant.losses.consistency import (
     consistency_target,
@@ -261,6 +261,7 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
+        ddp_destroy_group()
     except USER_ERRORS as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(1)
