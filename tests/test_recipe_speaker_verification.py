@@ -430,6 +430,60 @@ def test_evaluating_a_save_folder_without_checkpoint_is_an_error(
     assert list(failed.iterdir()) == []
 
 
+def test_evaluating_the_save_folder_of_a_run_in_progress_is_an_error(
+    tiny_corpus, tmp_path
+):
+    """Its checkpoints are not the run's result yet (an orphaned trainer
+    of a killed suite may still be writing them)."""
+    import subprocess
+    import sys
+
+    from emotion_invariant.runlock import RunFolderLocked
+
+    _published_tiny(tmp_path / "pretrained")
+    running = tmp_path / "running"
+    (running / "save").mkdir(parents=True)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from emotion_invariant.runlock import "
+            "acquire_run_lock; acquire_run_lock(sys.argv[1]); "
+            "print('locked', flush=True); sys.stdin.read()",
+            str(running),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        spec = importlib.util.spec_from_file_location(
+            "sv_evaluate_running", os.path.join(RECIPE, "evaluate.py")
+        )
+        evaluate = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(evaluate)
+        with pytest.raises(RunFolderLocked) as info:
+            evaluate.main(
+                [
+                    os.path.join(HPARAMS, "ecapa_baseline.yaml"),
+                    f"--data_folder={tiny_corpus}",
+                    *TINY_MODEL,
+                    f"--output_folder={tmp_path / 'nap'}",
+                    f"--save_folder={running / 'save'}",
+                    f"--pretrained_path={tmp_path / 'pretrained'}",
+                ]
+            )
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    message = str(info.value)
+    assert message.startswith(f"save_folder {running / 'save'}: its run ")
+    assert f"in use by pid {holder.pid} " in message
+    assert not (tmp_path / "nap" / "eval").exists()
+
+
 def test_fold_run_tests_on_the_folds_speakers(tiny_corpus, tmp_path):
     _run(
         "ecapa_baseline.yaml",

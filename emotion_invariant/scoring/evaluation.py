@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from emotion_invariant.data.manifest import read_manifest, sample_per_group
 from emotion_invariant.models.embedder import embed
+from emotion_invariant.runlock import RunFolderLocked, lock_holder
 from emotion_invariant.scoring import (
     drop_missing,
     eer,
@@ -44,14 +45,21 @@ def check_checkpoint(hparams):
     A run scores its own save folder, or the published model as it is
     (zero-shot) while that folder holds no checkpoint. A ``save_folder``
     outside the run names another run to score (the suite's +nap systems
-    re-score a fine-tuning's): without a checkpoint that run failed or has
-    not saved yet, and scoring the published model under its name would
-    be a silently wrong result.
+    re-score a fine-tuning's): while that run still trains, or when it left
+    no checkpoint (it failed), scoring its checkpoints or the published
+    model under its name would be a silently wrong result.
 
     Arguments
     ---------
     hparams : dict
         ``output_folder``, ``save_folder`` and ``checkpointer``.
+
+    Raises
+    ------
+    RunFolderLocked
+        When another process holds the lock of the save folder's run.
+    ValueError
+        When the save folder holds no checkpoint.
 
     Example
     -------
@@ -72,6 +80,15 @@ def check_checkpoint(hparams):
     save = os.path.realpath(hparams["save_folder"])
     if os.path.commonpath([run, save]) == run:
         return
+    # A run's save folder is <output_folder>/save, locked while it trains.
+    holder = lock_holder(os.path.dirname(save))
+    if holder is not None and holder["pid"] != os.getpid():
+        raise RunFolderLocked(
+            f"save_folder {hparams['save_folder']}: its run "
+            f"{os.path.dirname(save)} is in use by pid {holder['pid']} "
+            f"({holder['command']}) since {holder['since']}, so its "
+            "checkpoints are not its result yet; evaluate them once it ends"
+        )
     if hparams["checkpointer"].find_checkpoint(min_key="EER") is None:
         raise ValueError(
             f"save_folder {hparams['save_folder']}: no checkpoint to "
