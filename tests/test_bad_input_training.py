@@ -580,3 +580,16 @@ def test_unusable_device_is_one_error_line(tiny_corpus, tmp_path):
         "error: --device gpu0: not a device; use cpu, cuda or cuda:N"
     )
     assert not out.exists()
+
+
+def test_device_index_beyond_the_machines_gpus(monkeypatch):
+    from emotion_invariant.experiment import check_device
+
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    check_device("cuda")
+    check_device("cuda:1")
+    with pytest.raises(ValueError) as info:
+        check_device("cuda:2")
+    assert str(info.value) == (
+        "--device cuda:2: this machine has 2 CUDA GPU(s), cuda:0 to cuda:1"
+    )
