@@ -78,6 +78,12 @@ RULES = {
     "label_fraction": ("number", "(0, 1]"),
     "emotion_nap_dims": ("int", "[0, inf)"),
     "nap_utterances": ("int", "[1, inf)"),
+    "scoring_backend": (
+        "choice",
+        "none emotion_nap within_speaker_nap wccn lda consistency",
+    ),
+    "backend_dims": ("int", "[1, inf)"),
+    "backend_shrinkage": ("number", "[0, 1]"),
     # fine-tuning
     "freeze_blocks": ("int", "[0, 6]"),
     "freeze_bn": ("bool", None),
@@ -149,6 +155,12 @@ def check_hparams(values, source="hyperparameters"):
     Example
     -------
     >>> check_hparams({"copypaste_prob": 0.5, "other": "anything"})
+    >>> check_hparams({"scoring_backend": "pca"}, "overrides")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.hparams.HparamsError: overrides: scoring_backend: 'pca' \
+is not valid; expected one of: none, emotion_nap, ...
     >>> check_hparams({"copypaste_prob": "abc"}, "overrides")
     Traceback (most recent call last):
     ...
@@ -159,6 +171,13 @@ is not valid; expected a number in [0, 1]
         if key not in values:
             continue
         value = values[key]
+        if kind == "choice":
+            if value not in interval.split():
+                raise HparamsError(
+                    f"{source}: {key}: {value!r} is not valid; expected one "
+                    f"of: {', '.join(interval.split())}"
+                )
+            continue
         nullable = kind.endswith("?")
         kind = kind.rstrip("?")
         if value is None and nullable:

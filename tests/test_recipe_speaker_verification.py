@@ -579,3 +579,58 @@ def test_evaluate_another_runs_checkpoint_leaves_it_untouched(
     assert a[0] == b[0]
     torch.testing.assert_close(a[1], b[1])
     assert files(source) == before
+
+
+def test_scoring_backend_at_evaluation(tiny_corpus, tmp_path, monkeypatch):
+    """``scoring_backend`` fits the back-end on the training speakers,
+    saves it, maps the test embeddings and the score-normalisation cohort
+    alike (a cohort left unmapped would normalise with scores of another
+    space)."""
+    import emotion_invariant.scoring.evaluation as evaluation
+    from emotion_invariant.backend import load_backend
+
+    seen = {}
+    score_trials = evaluation.score_trials
+
+    def spy(embeddings, trials, cohort=None, **kwargs):
+        seen["cohort"] = cohort
+        return score_trials(embeddings, trials, cohort=cohort, **kwargs)
+
+    monkeypatch.setattr(evaluation, "score_trials", spy)
+    _published_tiny(tmp_path / "pretrained")
+    out = tmp_path / "run"
+    _run(
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        out,
+        "--number_of_epochs=0",
+        f"--pretrained_path={tmp_path / 'pretrained'}",
+        "--scoring_backend=within_speaker_nap",
+        "--backend_dims=2",
+        "--score_norm=as",
+        "--score_topk=4",
+    )
+    backend = load_backend(out / "eval" / "backend.npz")
+    assert backend.kind == "within_speaker_nap"
+    basis = torch.as_tensor(backend.arrays["basis"])
+    assert basis.shape == (2, 16)
+    _, emb = load_embeddings(str(out / "eval" / "embeddings.npz"))
+    assert (torch.as_tensor(emb) @ basis.T).abs().max() < 1e-4
+    _, cohort = seen["cohort"]
+    assert (torch.as_tensor(cohort) @ basis.T).abs().max() < 1e-4
+
+
+def test_scoring_backend_and_emotion_nap_together_are_refused(
+    tiny_corpus, tmp_path
+):
+    _published_tiny(tmp_path / "pretrained")
+    with pytest.raises(ValueError, match="choose one"):
+        _run(
+            "ecapa_baseline.yaml",
+            tiny_corpus,
+            tmp_path / "run",
+            "--number_of_epochs=0",
+            f"--pretrained_path={tmp_path / 'pretrained'}",
+            "--scoring_backend=wccn",
+            "--emotion_nap_dims=2",
+        )

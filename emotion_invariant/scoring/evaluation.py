@@ -1,8 +1,10 @@
 """Evaluate a speaker-verification model on emotional trials.
 
 Embeds the test speakers' utterances with the best checkpoint (lowest dev
-EER), optionally removes the training speakers' emotion directions
-(``emotion_nap_dims``, ``nap.npz``), scores the emotional trial list, and
+EER), optionally maps them with a scoring back-end fitted on the training
+speakers (``scoring_backend``, ``backend.npz``; ``emotion_nap_dims`` is
+emotion NAP, also written as ``nap.npz``), scores the emotional trial list,
+and
 writes to ``eval_folder``: ``embeddings.npz`` (as scored), ``scores.txt``,
 ``report.json`` and ``report.md`` (EER and minDCF overall and per
 condition), ``report_det.png`` (DET curves) and ``emotion_eer.png`` (EER per
@@ -18,6 +20,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from emotion_invariant.backend import fit
 from emotion_invariant.data.manifest import read_manifest, sample_per_group
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.runlock import RunFolderLocked, lock_holder
@@ -31,7 +34,7 @@ from emotion_invariant.scoring import (
     verification_report,
     write_scores,
 )
-from emotion_invariant.scoring.nap import apply_nap, fit_nap, save_nap
+from emotion_invariant.scoring.nap import save_nap
 from emotion_invariant.scoring.report import markdown_table
 from emotion_invariant.utils import atomic_path
 
@@ -120,6 +123,7 @@ def evaluate(brain, hparams):
         With no checkpoint to score: no ``pretrained_path``, or a
         ``save_folder`` outside the run (:func:`check_checkpoint`).
     """
+    backend_request(hparams)  # a contradictory request fails before work
     if brain.checkpointer.recover_if_possible(min_key="EER") is None:
         check_checkpoint(hparams)
         if not hparams["pretrained_path"]:
@@ -144,10 +148,12 @@ def evaluate(brain, hparams):
         device=brain.device,
         data_root=data_root,
     )
-    if hparams["emotion_nap_dims"] > 0:
-        basis = fit_emotion_nap(brain, hparams)
-        save_nap(os.path.join(out, "nap.npz"), basis)
-        embeddings = apply_nap(embeddings, basis)
+    backend = fit_scoring_backend(brain, hparams)
+    if backend is not None:
+        backend.save(os.path.join(out, "backend.npz"))
+        if backend.kind == "emotion_nap":
+            save_nap(os.path.join(out, "nap.npz"), backend.arrays["basis"])
+        embeddings = backend.transform(embeddings)
     save_embeddings(os.path.join(out, "embeddings.npz"), ids, embeddings)
     cohort = None
     if hparams["score_norm"] != "none":
@@ -159,6 +165,9 @@ def evaluate(brain, hparams):
             device=brain.device,
             data_root=data_root,
         )
+        if backend is not None:
+            # The cohort is scored against mapped embeddings: map it too.
+            cohort = (cohort[0], backend.transform(cohort[1]))
     trials = read_trials(hparams["trials_file"])
     if hparams["skip_bad"]:
         trials, dropped = drop_missing(trials, ids)
@@ -188,12 +197,51 @@ def evaluate(brain, hparams):
     return report
 
 
-def fit_emotion_nap(brain, hparams):
-    """The emotion nuisance directions of the training speakers.
+def backend_request(hparams):
+    """``(kind, settings)`` of the scoring back-end asked for, or None.
+
+    ``emotion_nap_dims: K`` is ``scoring_backend: emotion_nap`` with ``K``
+    dims; asking for both is an error.
+
+    Example
+    -------
+    >>> backend_request({"scoring_backend": "wccn", "emotion_nap_dims": 0,
+    ...                  "backend_dims": 5, "backend_shrinkage": 0.1})
+    ('wccn', {'shrinkage': 0.1})
+    >>> backend_request({"scoring_backend": "none", "emotion_nap_dims": 3})
+    ('emotion_nap', {'dims': 3})
+    """
+    kind = hparams.get("scoring_backend", "none")
+    nap_dims = hparams.get("emotion_nap_dims", 0)
+    if nap_dims and kind != "none":
+        raise ValueError(
+            f"emotion_nap_dims: {nap_dims} and scoring_backend: {kind}: "
+            "choose one (emotion_nap_dims is scoring_backend: emotion_nap)"
+        )
+    if nap_dims:
+        return "emotion_nap", {"dims": nap_dims}
+    if kind == "none":
+        return None
+    settings = {}
+    if kind in ("emotion_nap", "within_speaker_nap", "lda", "consistency"):
+        settings["dims"] = hparams["backend_dims"]
+    if kind in ("wccn", "lda"):
+        settings["shrinkage"] = hparams["backend_shrinkage"]
+    return kind, settings
+
+
+def fit_scoring_backend(brain, hparams):
+    """The scoring back-end fitted on the training speakers, or None.
 
     Embeds at most ``nap_utterances`` utterances (drawn with the seed) of
-    each training speaker and emotion with the evaluated model.
+    each training speaker and emotion with the evaluated model, and fits
+    :func:`emotion_invariant.backend.fit` on their speaker labels (and
+    emotion labels, for the members that read them).
     """
+    request = backend_request(hparams)
+    if request is None:
+        return None
+    kind, settings = request
     chosen = sample_per_group(
         read_manifest(hparams["train_annotation"]),
         ("spk_id", "emo"),
@@ -208,12 +256,17 @@ def fit_emotion_nap(brain, hparams):
         data_root=hparams["data_folder"],
     )
     by_id = {row["ID"]: row for row in chosen}
-    return fit_nap(
+    backend = fit(
+        kind,
         embeddings,
         [by_id[i]["spk_id"] for i in ids],
         [by_id[i]["emo"] for i in ids],
-        hparams["emotion_nap_dims"],
+        **settings,
     )
+    logger.info(
+        "scoring back-end fitted on %d utterances: %s", len(ids), backend
+    )
+    return backend
 
 
 def plot_emotion_eer(report, path):
