@@ -11,7 +11,11 @@ from speechbrain.processing.PLDA_LDA import Ndx, fast_PLDA_scoring
 from emotion_invariant.backend import KINDS, BackendError, fit, load_backend
 from emotion_invariant.backend.base import unit
 from emotion_invariant.backend.plda import stat_object
-from emotion_invariant.backend.study import run_study, write_study
+from emotion_invariant.backend.study import (
+    run_study,
+    run_transfer,
+    write_study,
+)
 
 
 def planted(speakers=30, per=8, dim=12, nuisance_axis=5, scale=0.6, seed=0):
@@ -288,3 +292,26 @@ def test_study_removes_the_planted_nuisance_and_tables_it(tmp_path):
     assert table[0].startswith("| system | needs | all | N-N | N-E |")
     assert table[3].startswith("| within-speaker NAP | speaker labels |")
     assert json.loads((tmp_path / "study.json").read_text()) == results
+
+
+def test_transfer_fits_on_the_source_corpus_only():
+    """Cross-domain: settings and back-ends come from the source corpus;
+    the target's embeddings, poisoned or not, change no choice."""
+    source, _ = _study_data()
+    target, folds = _study_data()
+    ids, emb, spk, emo = target
+    target = ([f"t{i}" for i in ids], emb + 0.01, [f"t{s}" for s in spk], emo)
+    clean = run_transfer(source, target, folds, STUDY)
+    poisoned = (target[0], torch.randn_like(emb), target[2], target[3])
+    dirty = run_transfer(source, poisoned, folds, STUDY)
+    for name in ("within-speaker NAP", "LDA"):
+        for fold in ("1", "2", "3"):
+            assert (
+                dirty[name][fold]["settings"] == clean[name][fold]["settings"]
+            )
+    nap = clean["within-speaker NAP"]
+    assert all(nap[f]["settings"] == {"dims": 1} for f in ("1", "2", "3"))
+    assert all(
+        nap[f]["eer"]["all"] <= clean["zero-shot"][f]["eer"]["all"]
+        for f in ("1", "2", "3")
+    )
