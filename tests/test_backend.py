@@ -315,3 +315,73 @@ def test_transfer_fits_on_the_source_corpus_only():
         nap[f]["eer"]["all"] <= clean["zero-shot"][f]["eer"]["all"]
         for f in ("1", "2", "3")
     )
+
+
+def _scoring_inputs(tmp_path):
+    from emotion_invariant.scoring import save_embeddings
+
+    emb, spk, emo, _ = planted(speakers=20, per=8, dim=12)
+    ids = [f"u{i}" for i in range(len(spk))]
+    save_embeddings(str(tmp_path / "emb.npz"), ids, emb.float())
+    trials = [
+        f"{int(spk[a] == spk[b])} {ids[a]} {ids[b]}"
+        for a, b in [(0, 1), (0, 9), (8, 15), (16, 40), (3, 77), (50, 52)]
+    ]
+    (tmp_path / "trials.txt").write_text("\n".join(trials) + "\n")
+    return emb, spk, emo, ids
+
+
+@pytest.mark.parametrize("kind", ["wccn", "plda"])
+def test_score_command_gives_the_backends_scores(tmp_path, kind):
+    from emotion_invariant.backend.fitting import main
+
+    emb, spk, _, _ = _scoring_inputs(tmp_path)
+    settings = {"shrinkage": 0.3} if kind == "wccn" else {"rank": 4}
+    backend = fit(kind, emb, spk, **settings)
+    backend.save(tmp_path / "b.npz")
+    args = ["score", "--backend", str(tmp_path / "b.npz")]
+    args += ["--embeddings", str(tmp_path / "emb.npz")]
+    args += ["--trials", str(tmp_path / "trials.txt")]
+    assert main([*args, "--out", str(tmp_path / "s.txt")]) == 0
+    scores = [
+        float(line.split()[-1])
+        for line in (tmp_path / "s.txt").read_text().splitlines()
+    ]
+    pairs = [(0, 1), (0, 9), (8, 15), (16, 40), (3, 77), (50, 52)]
+    a, b = zip(*pairs)
+    expected = backend.score_pairs(emb[list(a)].float(), emb[list(b)].float())
+    assert np.allclose(scores, expected.numpy(), atol=1e-4)
+    assert main([*args, "--out", str(tmp_path / "emb.npz")]) == 1
+
+
+def test_score_command_maps_the_cohort(tmp_path, capsys):
+    from emotion_invariant.backend.fitting import main
+    from emotion_invariant.scoring import read_trials, score_trials
+
+    emb, spk, _, ids = _scoring_inputs(tmp_path)
+    backend = fit("within_speaker_nap", emb, spk, dims=1)
+    backend.save(tmp_path / "b.npz")
+    args = ["score", "--backend", str(tmp_path / "b.npz")]
+    args += ["--embeddings", str(tmp_path / "emb.npz")]
+    args += ["--trials", str(tmp_path / "trials.txt")]
+    args += ["--cohort", str(tmp_path / "emb.npz"), "--norm", "as"]
+    assert main([*args, "--topk", "20", "--out", str(tmp_path / "s.txt")]) == 0
+    mapped = backend.transform(emb.float())
+    expected = score_trials(
+        (ids, mapped),
+        read_trials(str(tmp_path / "trials.txt")),
+        norm="as",
+        cohort=(ids, mapped),
+        topk=20,
+        device="cpu",
+    )
+    scores = [
+        float(line.split()[-1])
+        for line in (tmp_path / "s.txt").read_text().splitlines()
+    ]
+    assert np.allclose(scores, expected.numpy(), atol=1e-5)
+    plda = fit("plda", emb, spk, rank=4)
+    plda.save(tmp_path / "p.npz")
+    args[2] = str(tmp_path / "p.npz")
+    assert main([*args, "--out", str(tmp_path / "p.txt")]) == 1
+    assert "score normalisation is not applied" in capsys.readouterr().err

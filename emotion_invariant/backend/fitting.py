@@ -422,7 +422,27 @@ def main(argv=None):
         help="with --model, the model folder to write (new or empty); with "
         "--embeddings, the .npz to write",
     )
+    cmd = commands.add_parser(
+        "score",
+        help="score a trial list through a saved back-end",
+        description="Map the embeddings (and the cohort) with a saved "
+        "back-end, then score the trials as python -m "
+        "emotion_invariant.scoring does (PLDA: its own pair scores).",
+    )
+    cmd.add_argument("--backend", required=True, help="a saved back-end")
+    cmd.add_argument("--embeddings", required=True, help=".npz/.pt file")
+    cmd.add_argument("--trials", required=True, help="trial list")
+    cmd.add_argument("--out", required=True, help="score file to write")
+    cmd.add_argument("--cohort", help="cohort embedding file")
+    cmd.add_argument(
+        "--norm", default="none", choices=("none", "z", "t", "s", "as")
+    )
+    cmd.add_argument("--topk", type=int, default=300)
+    cmd.add_argument("--report", help="JSON report (markdown, DET beside)")
+    cmd.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
+    if args.command == "score":
+        return _score(args)
     try:
         settings = parse_settings(args.kind, args.set, args.dims)
         if args.model:
@@ -458,6 +478,38 @@ def main(argv=None):
         if key != "dim"
     )
     print(f"{backend.kind} ({shown or 'no settings'}) -> {args.out}")
+    return 0
+
+
+def _score(args):
+    """``score``: one error line on bad input, else the scores written."""
+    from emotion_invariant.backend.scoring import score_with_backend
+
+    try:
+        if os.path.realpath(args.out) in {
+            os.path.realpath(p)
+            for p in (args.backend, args.embeddings, args.trials, args.cohort)
+            if p
+        }:
+            raise BackendError(f"--out {args.out}: is an input; choose another")
+        score_with_backend(
+            args.backend,
+            args.embeddings,
+            args.trials,
+            args.out,
+            cohort=args.cohort,
+            norm=args.norm,
+            topk=args.topk,
+            report=args.report,
+            device=check_device(args.device),
+        )
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"error: {os_error_message(err)}", file=sys.stderr)
+        return 1
+    print(f"{args.out}: scored through {args.backend}")
     return 0
 
 
