@@ -441,76 +441,69 @@ def main(argv=None):
     cmd.add_argument("--report", help="JSON report (markdown, DET beside)")
     cmd.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
-    if args.command == "score":
-        return _score(args)
+    command = _score if args.command == "score" else _fit_command
     try:
-        settings = parse_settings(args.kind, args.set, args.dims)
-        if args.model:
-            backend = fit_model(
-                args.model,
-                args.manifest,
-                args.kind,
-                args.out,
-                settings,
-                args.pairs,
-                args.data_root,
-                args.batch_size,
-                check_device(args.device),
-            )
-        else:
-            backend = fit_embeddings(
-                args.embeddings,
-                args.manifest,
-                args.kind,
-                args.out,
-                settings,
-                args.pairs,
-            )
+        print(command(args))
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     except OSError as err:
         print(f"error: {os_error_message(err)}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _fit_command(args):
+    """``fit``; returns the line to print."""
+    settings = parse_settings(args.kind, args.set, args.dims)
+    if args.model:
+        backend = fit_model(
+            args.model,
+            args.manifest,
+            args.kind,
+            args.out,
+            settings,
+            args.pairs,
+            args.data_root,
+            args.batch_size,
+            check_device(args.device),
+        )
+    else:
+        backend = fit_embeddings(
+            args.embeddings,
+            args.manifest,
+            args.kind,
+            args.out,
+            settings,
+            args.pairs,
+        )
     shown = ", ".join(
         f"{key} {value}"
         for key, value in backend.settings.items()
         if key != "dim"
     )
-    print(f"{backend.kind} ({shown or 'no settings'}) -> {args.out}")
-    return 0
+    return f"{backend.kind} ({shown or 'no settings'}) -> {args.out}"
 
 
 def _score(args):
-    """``score``: one error line on bad input, else the scores written."""
+    """``score``; returns the line to print."""
     from emotion_invariant.backend.scoring import score_with_backend
 
-    try:
-        if os.path.realpath(args.out) in {
-            os.path.realpath(p)
-            for p in (args.backend, args.embeddings, args.trials, args.cohort)
-            if p
-        }:
-            raise BackendError(f"--out {args.out}: is an input; choose another")
-        score_with_backend(
-            args.backend,
-            args.embeddings,
-            args.trials,
-            args.out,
-            cohort=args.cohort,
-            norm=args.norm,
-            topk=args.topk,
-            report=args.report,
-            device=check_device(args.device),
-        )
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    except OSError as err:
-        print(f"error: {os_error_message(err)}", file=sys.stderr)
-        return 1
-    print(f"{args.out}: scored through {args.backend}")
-    return 0
+    inputs = (args.backend, args.embeddings, args.trials, args.cohort)
+    if os.path.realpath(args.out) in {os.path.realpath(p) for p in inputs if p}:
+        raise BackendError(f"--out {args.out}: is an input; choose another")
+    score_with_backend(
+        args.backend,
+        args.embeddings,
+        args.trials,
+        args.out,
+        cohort=args.cohort,
+        norm=args.norm,
+        topk=args.topk,
+        report=args.report,
+        device=check_device(args.device),
+    )
+    return f"{args.out}: scored through {args.backend}"
 
 
 if __name__ == "__main__":

@@ -217,9 +217,7 @@ def run_study(data, folds, systems=None, seed=0, inner_folds=3, progress=True):
         ``{system: {fold: {"eer": {group: %}, "settings": {...}}}}``.
     """
     systems = SYSTEMS if systems is None else systems
-    ids, emb, spk, emo = data
-    emb = torch.as_tensor(np.asarray(emb), dtype=torch.float32)
-    data = (list(ids), emb, list(spk), list(emo))
+    data = _prepared(data)
     results = {name: {} for name in systems}
     labels = sorted(set(folds), key=str)
     work = [(f, n) for f in labels for n in systems]
@@ -227,16 +225,30 @@ def run_study(data, folds, systems=None, seed=0, inner_folds=3, progress=True):
         test_rows = [i for i, f in enumerate(folds) if f == fold]
         train_rows = [i for i, f in enumerate(folds) if f != fold]
         train, test = _subset(data, train_rows), _subset(data, test_rows)
-        trials = _trials(test, seed, pooled=False)
-        spec = systems[name]
-        settings, tried = select_settings(spec, train, inner_folds, seed)
-        scores = score_system(spec, settings, train, test, trials)
-        results[name][str(fold)] = {
-            "eer": group_eers(scores, trials),
-            "settings": settings,
-            "inner_eer": tried,
-        }
+        chosen = select_settings(systems[name], train, inner_folds, seed)
+        results[name][str(fold)] = _fold_result(
+            systems[name], chosen, train, test, seed
+        )
     return results
+
+
+def _prepared(data):
+    ids, emb, spk, emo = data
+    emb = torch.as_tensor(np.asarray(emb), dtype=torch.float32)
+    return (list(ids), emb, list(spk), list(emo))
+
+
+def _fold_result(spec, chosen, train, test, seed):
+    """One system on one test fold, fitted on ``train`` with the setting
+    ``chosen`` (``(settings, inner EERs)``)."""
+    settings, tried = chosen
+    trials = _trials(test, seed, pooled=False)
+    scores = score_system(spec, settings, train, test, trials)
+    return {
+        "eer": group_eers(scores, trials),
+        "settings": settings,
+        "inner_eer": tried,
+    }
 
 
 def run_transfer(source, target, folds, systems=None, seed=0, inner_folds=3):
@@ -245,30 +257,18 @@ def run_transfer(source, target, folds, systems=None, seed=0, inner_folds=3):
     each fold of ``target`` (the cross-domain case).
     """
     systems = SYSTEMS if systems is None else systems
-
-    def prepared(data):
-        ids, emb, spk, emo = data
-        emb = torch.as_tensor(np.asarray(emb), dtype=torch.float32)
-        return (list(ids), emb, list(spk), list(emo))
-
-    source, target = prepared(source), prepared(target)
+    source, target = _prepared(source), _prepared(target)
     chosen = {
         name: select_settings(spec, source, inner_folds, seed)
         for name, spec in systems.items()
     }
     results = {name: {} for name in systems}
     for fold in sorted(set(folds), key=str):
-        rows = [i for i, f in enumerate(folds) if f == fold]
-        test = _subset(target, rows)
-        trials = _trials(test, seed, pooled=False)
+        test = _subset(target, [i for i, f in enumerate(folds) if f == fold])
         for name, spec in systems.items():
-            settings, tried = chosen[name]
-            scores = score_system(spec, settings, source, test, trials)
-            results[name][str(fold)] = {
-                "eer": group_eers(scores, trials),
-                "settings": settings,
-                "inner_eer": tried,
-            }
+            results[name][str(fold)] = _fold_result(
+                spec, chosen[name], source, test, seed
+            )
     return results
 
 
