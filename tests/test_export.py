@@ -409,3 +409,50 @@ def test_backend_fitted_on_an_exported_model(
     card = (out / "README.md").read_text()
     assert "## The model it was fitted on: model" in card
     assert "Exported from" in card and "24 utterances of 2 speakers" in card
+
+
+def test_recipe_backend_exported_gives_the_recipes_scores(
+    tiny_corpus, tmp_path, monkeypatch, capsys, no_network
+):
+    """The back-end the recipe fitted at evaluation (``scoring_backend``),
+    exported with the model and applied by SpeechBrain's own
+    SpeakerRecognition, offline, gives the recipe's trial scores."""
+    from speechbrain.inference.speaker import SpeakerRecognition
+
+    from emotion_invariant.scoring import read_trials
+
+    run = _train(
+        "speaker_verification",
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        tmp_path / "run",
+        "--scoring_backend=within_speaker_nap",
+        "--backend_dims=2",
+    )
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "model"
+    argv = [str(run), str(out), "--backend", str(run / "eval" / "backend.npz")]
+    assert main(argv) == 0, capsys.readouterr().err
+    model = SpeakerRecognition.from_hparams(
+        source=str(out), savedir=str(tmp_path / "savedir")
+    )
+    rows = read_manifest(str(run / "manifests" / "synth_test.csv"))
+    ids, emb = extract_embeddings(
+        rows,
+        model.encode_batch,
+        batch_size=8,  # the recipe's eval_batch_size: the same padding
+        device="cpu",
+        data_root=str(tiny_corpus),
+        progress=False,
+    )
+    index = {uid: i for i, uid in enumerate(ids)}
+    trials = read_trials(str(run / "manifests" / "synth_trials.txt"))
+    names = torch.tensor([index[n] for n in trials.names])
+    enrol = emb[names[torch.as_tensor(trials.enrol)]]
+    test = emb[names[torch.as_tensor(trials.test)]]
+    scores = model.similarity(enrol, test)
+    recipe = [
+        float(line.split()[-1])
+        for line in (run / "eval" / "scores.txt").read_text().splitlines()
+    ]
+    torch.testing.assert_close(scores, torch.tensor(recipe), atol=1e-5, rtol=0)
