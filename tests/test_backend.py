@@ -216,6 +216,12 @@ def test_saved_backends_load_and_score_the_same(kind, tmp_path):
         "lda": {"dims": 6},
         "plda": {"rank": 4, "lda_dims": 8, "iters": 3},
         "consistency": {"dims": 2, "steps": 20},
+        "chain": {
+            "members": [
+                ["within_speaker_nap", {"dims": 1}],
+                ["lda", {"dims": 4}],
+            ]
+        },
     }.get(kind, {})
     backend = fit(kind, emb, spk, emo, **settings)
     path = tmp_path / "backend.npz"
@@ -385,3 +391,29 @@ def test_score_command_maps_the_cohort(tmp_path, capsys):
     args[2] = str(tmp_path / "p.npz")
     assert main([*args, "--out", str(tmp_path / "p.txt")]) == 1
     assert "score normalisation is not applied" in capsys.readouterr().err
+
+
+def test_chain_is_its_members_in_turn_and_one_affine_map():
+    from emotion_invariant.backend.module import affine_form
+
+    emb, spk, emo, axis = planted()
+    chain = fit(
+        "chain",
+        emb,
+        spk,
+        emo,
+        members=[["emotion_nap", {"dims": 1}], ["wccn", {"shrinkage": 0.3}]],
+    )
+    nap = fit("emotion_nap", emb, spk, emo, dims=1)
+    wccn = fit("wccn", nap.project(unit(emb)), spk, shrinkage=0.3)
+    expected = torch.nn.functional.normalize(
+        wccn.project(nap.project(unit(emb))), dim=-1
+    )
+    assert torch.allclose(chain.transform(emb).double(), expected, atol=1e-6)
+    projection, offset = affine_form(chain)  # exportable in a model folder
+    mapped = unit(emb) @ projection + offset
+    assert torch.allclose(
+        torch.nn.functional.normalize(mapped, dim=-1), expected, atol=1e-6
+    )
+    with pytest.raises(BackendError, match="'plda' is not a map"):
+        fit("chain", emb, spk, members=[["plda", {"rank": 2}]])

@@ -17,6 +17,7 @@ Members and what each needs to be fitted:
 ``lda``                       speaker labels
 ``plda``                      speaker labels (SpeechBrain's PLDA)
 ``consistency``               speaker labels (emotion labels optional)
+``chain``                     what its members need (e.g. NAP, then WCCN)
 ============================  =============================================
 """
 
@@ -25,6 +26,7 @@ import json
 import numpy as np
 
 from emotion_invariant.backend.base import Backend, BackendError
+from emotion_invariant.backend.chain import Chain
 from emotion_invariant.backend.consistency import ConsistencyProjection
 from emotion_invariant.backend.plda import PLDA
 from emotion_invariant.backend.projection import (
@@ -44,6 +46,7 @@ KINDS = {
         LDA,
         PLDA,
         ConsistencyProjection,
+        Chain,
     )
 }
 
@@ -78,7 +81,8 @@ def fit(kind, embeddings, speakers, nuisances=None, **settings):
     Traceback (most recent call last):
     ...
     emotion_invariant.backend.base.BackendError: unknown back-end 'pca'; \
-one of: emotion_nap, within_speaker_nap, wccn, lda, plda, consistency
+one of: emotion_nap, within_speaker_nap, wccn, lda, plda, consistency, \
+chain
     """
     if kind not in KINDS:
         raise BackendError(

@@ -81,6 +81,31 @@ SYSTEMS = {
         "labels": "emotion",
         "grid": {"dims": [2, 5, 10]},
     },
+    "within-speaker NAP + WCCN": {
+        "kind": "chain",
+        "labels": "speaker",
+        "grid": {
+            "members": [
+                [
+                    ["within_speaker_nap", {"dims": d}],
+                    ["wccn", {"shrinkage": s}],
+                ]
+                for d in (2, 5, 10)
+                for s in (0.3, 0.6, 0.8)
+            ]
+        },
+    },
+    "emotion NAP + WCCN": {
+        "kind": "chain",
+        "labels": "emotion",
+        "grid": {
+            "members": [
+                [["emotion_nap", {"dims": d}], ["wccn", {"shrinkage": s}]]
+                for d in (2, 5, 10)
+                for s in (0.3, 0.6, 0.8)
+            ]
+        },
+    },
     "AS-norm, emotional cohort": {"norm": "as"},
     "within-speaker NAP + AS-norm": {
         "kind": "within_speaker_nap",
