@@ -417,3 +417,30 @@ def test_chain_is_its_members_in_turn_and_one_affine_map():
     )
     with pytest.raises(BackendError, match="'plda' is not a map"):
         fit("chain", emb, spk, members=[["plda", {"rank": 2}]])
+
+
+EMOTIONS = ["neu", "ang", "sad", "hap"]
+
+
+def test_fit_command_builds_a_chain(tmp_path):
+    from emotion_invariant.backend.fitting import main
+
+    emb, spk, emo, _ = _scoring_inputs(tmp_path)
+    with open(tmp_path / "m.csv", "w") as f:
+        f.write("ID,duration,wav,spk_id,emo\n")
+        for i, (s, e) in enumerate(zip(spk, emo)):
+            f.write(f"u{i},1.0,u{i}.wav,s{s},{EMOTIONS[e]}\n")
+    members = '[["emotion_nap", {"dims": 1}], ["wccn", {"shrinkage": 0.5}]]'
+    argv = ["fit", "--embeddings", str(tmp_path / "emb.npz")]
+    argv += ["--manifest", str(tmp_path / "m.csv"), "--kind", "chain"]
+    argv += ["--set", f"members={members}", "--out", str(tmp_path / "c.npz")]
+    assert main(argv) == 0
+    chain = load_backend(tmp_path / "c.npz")
+    expected = fit(
+        "chain",
+        emb.float(),
+        [f"s{s}" for s in spk],
+        [EMOTIONS[e] for e in emo],
+        members=[["emotion_nap", {"dims": 1}], ["wccn", {"shrinkage": 0.5}]],
+    )
+    assert torch.allclose(chain.transform(emb), expected.transform(emb))

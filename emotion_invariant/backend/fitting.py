@@ -88,6 +88,8 @@ def parse_settings(kind, assignments, dims=None):
     -------
     >>> parse_settings("consistency", ["steps=200", "lr=0.1"], dims=3)
     {'steps': 200, 'lr': 0.1, 'dims': 3}
+    >>> parse_settings("chain", ['members=[["wccn", {}]]'])
+    {'members': (['wccn', {}],)}
     >>> parse_settings("wccn", [], dims=3)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
@@ -117,6 +119,8 @@ setting (its settings: ...)
             value = text
         if isinstance(default, float) and isinstance(value, int):
             value = float(value)
+        if isinstance(default, tuple) and isinstance(value, list):
+            value = tuple(value)
         if type(value) is not type(default):
             what = TYPE_WORDS.get(type(default), type(default).__name__)
             raise BackendError(
@@ -146,6 +150,12 @@ on emotion labels here, and 1 of 1 rows have none in the emo column (a)
             f"--pairs emotion: {kind} trains on no pairs (consistency does)"
         )
     speakers = [row["spk_id"] for row in rows]
+    if kind == "chain":
+        # Its members say what they read: emotion labels go with it when
+        # every row has one, and a member that needs them names the gap.
+        if all(row["emo"] for row in rows):
+            return speakers, [row["emo"] for row in rows]
+        return speakers, None
     if kind != "emotion_nap" and pairs != "emotion":
         return speakers, None
     unlabelled = [row["ID"] for row in rows if not row["emo"]]
