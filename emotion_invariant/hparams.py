@@ -80,7 +80,8 @@ RULES = {
     "nap_utterances": ("int", "[1, inf)"),
     "scoring_backend": (
         "choice",
-        "none emotion_nap within_speaker_nap wccn lda consistency",
+        "none emotion_nap within_speaker_nap wccn lda consistency "
+        "within_speaker_nap+wccn emotion_nap+wccn",
     ),
     "backend_dims": ("int", "[1, inf)"),
     "backend_shrinkage": ("number", "[0, 1]"),

@@ -634,3 +634,29 @@ def test_scoring_backend_and_emotion_nap_together_are_refused(
             "--scoring_backend=wccn",
             "--emotion_nap_dims=2",
         )
+
+
+def test_scoring_backend_chain_at_evaluation(tiny_corpus, tmp_path):
+    """``scoring_backend: within_speaker_nap+wccn`` fits the NAP with
+    ``backend_dims``, then WCCN with ``backend_shrinkage``, as one chain."""
+    from emotion_invariant.backend import load_backend
+
+    _published_tiny(tmp_path / "pretrained")
+    out = tmp_path / "run"
+    _run(
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        out,
+        "--number_of_epochs=0",
+        f"--pretrained_path={tmp_path / 'pretrained'}",
+        "--scoring_backend=within_speaker_nap+wccn",
+        "--backend_dims=2",
+        "--backend_shrinkage=0.7",
+    )
+    chain = load_backend(out / "eval" / "backend.npz")
+    assert chain.kind == "chain"
+    assert [m.kind for m in chain.members] == ["within_speaker_nap", "wccn"]
+    assert chain.members[0].settings["dims"] == 2
+    assert chain.members[1].settings["shrinkage"] == 0.7
+    _, emb = load_embeddings(str(out / "eval" / "embeddings.npz"))
+    assert torch.allclose(torch.as_tensor(emb).norm(dim=1), torch.ones(1))

@@ -210,6 +210,11 @@ def backend_request(hparams):
     ('wccn', {'shrinkage': 0.1})
     >>> backend_request({"scoring_backend": "none", "emotion_nap_dims": 3})
     ('emotion_nap', {'dims': 3})
+    >>> backend_request({"scoring_backend": "within_speaker_nap+wccn",
+    ...                  "backend_dims": 5, "backend_shrinkage": 0.8})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    ('chain', {'members': [['within_speaker_nap', {'dims': 5}],
+                           ['wccn', {'shrinkage': 0.8}]]})
     """
     kind = hparams.get("scoring_backend", "none")
     nap_dims = hparams.get("emotion_nap_dims", 0)
@@ -222,6 +227,13 @@ def backend_request(hparams):
         return "emotion_nap", {"dims": nap_dims}
     if kind == "none":
         return None
+    if "+" in kind:  # a projection, then WCCN
+        first, _, second = kind.partition("+")
+        members = [
+            [first, {"dims": hparams["backend_dims"]}],
+            [second, {"shrinkage": hparams["backend_shrinkage"]}],
+        ]
+        return "chain", {"members": members}
     settings = {}
     if kind in ("emotion_nap", "within_speaker_nap", "lda", "consistency"):
         settings["dims"] = hparams["backend_dims"]
