@@ -54,7 +54,8 @@ from emotion_invariant.models.export import (
 )
 from emotion_invariant.scoring.embeddings import load_embeddings
 from emotion_invariant.scoring.extract import extract_embeddings
-from emotion_invariant.scoring.score import check_device
+from emotion_invariant.scoring.report import report_paths
+from emotion_invariant.scoring.score import check_device, check_outputs
 from emotion_invariant.scoring.verify import SpeakerVerifier
 from emotion_invariant.utils import os_error_message, shorten
 
@@ -499,9 +500,18 @@ def _score(args):
     """``score``; returns the line to print."""
     from emotion_invariant.backend.scoring import score_with_backend
 
-    inputs = (args.backend, args.embeddings, args.trials, args.cohort)
-    if os.path.realpath(args.out) in {os.path.realpath(p) for p in inputs if p}:
-        raise BackendError(f"--out {args.out}: is an input; choose another")
+    outputs = {"--out": args.out}
+    if args.report is not None:
+        md, png = report_paths(args.report)
+        outputs.update({"--report": args.report, "--report (markdown)": md})
+        outputs["--report (DET plot)"] = png
+    inputs = {
+        "--backend": args.backend,
+        "--embeddings": args.embeddings,
+        "--trials": args.trials,
+        "--cohort": args.cohort,
+    }
+    check_outputs(outputs, inputs)
     score_with_backend(
         args.backend,
         args.embeddings,

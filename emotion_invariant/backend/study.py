@@ -343,28 +343,33 @@ def write_study(results, out, systems=None):
         f.write(summary_table(results, needs=needs))
 
 
-def load_study_data(embeddings, manifest, fold_column="fold"):
-    """``(data, folds)`` for :func:`run_study` from an embedding file and
-    the manifest of its utterances (``spk_id``, ``emo`` and a fold column).
-    """
+def load_labelled(embeddings, manifest):
+    """``(ids, embeddings, speakers, emotions)`` from an embedding file and
+    the manifest of its utterances, and the manifest's rows by ID."""
     ids, matrix = load_embeddings(embeddings)
-    rows = read_manifest(manifest)
-    by_id = {r["ID"]: r for r in rows}
+    by_id = {r["ID"]: r for r in read_manifest(manifest)}
     missing = [i for i in ids if i not in by_id]
     if missing:
         raise BackendError(
             f"{embeddings}: {len(missing)} id(s) not in {manifest}, e.g. "
             f"{missing[0]!r}"
         )
-    if any(not by_id[i].get(fold_column) for i in ids):
+    spk = [by_id[i]["spk_id"] for i in ids]
+    emo = [by_id[i]["emo"] for i in ids]
+    return (list(ids), matrix, spk, emo), by_id
+
+
+def load_study_data(embeddings, manifest, fold_column="fold"):
+    """``(data, folds)`` for :func:`run_study` from an embedding file and
+    the manifest of its utterances (``spk_id``, ``emo`` and a fold column).
+    """
+    data, by_id = load_labelled(embeddings, manifest)
+    if any(not by_id[i].get(fold_column) for i in data[0]):
         raise BackendError(
             f"{manifest}: no {fold_column!r} value for some utterances; "
             "give the speaker folds in that column"
         )
-    spk = [by_id[i]["spk_id"] for i in ids]
-    emo = [by_id[i]["emo"] for i in ids]
-    folds = [by_id[i][fold_column] for i in ids]
-    return (list(ids), matrix, spk, emo), folds
+    return data, [by_id[i][fold_column] for i in data[0]]
 
 
 def main(argv=None):
@@ -399,20 +404,7 @@ def main(argv=None):
         if args.fit_embeddings:
             if not args.fit_manifest:
                 raise BackendError("--fit-embeddings needs --fit-manifest")
-            ids, matrix = load_embeddings(args.fit_embeddings)
-            by_id = {r["ID"]: r for r in read_manifest(args.fit_manifest)}
-            missing = [i for i in ids if i not in by_id]
-            if missing:
-                raise BackendError(
-                    f"{args.fit_embeddings}: {len(missing)} id(s) not in "
-                    f"{args.fit_manifest}, e.g. {missing[0]!r}"
-                )
-            source = (
-                list(ids),
-                matrix,
-                [by_id[i]["spk_id"] for i in ids],
-                [by_id[i]["emo"] for i in ids],
-            )
+            source, _ = load_labelled(args.fit_embeddings, args.fit_manifest)
             results = run_transfer(
                 source, data, folds, systems, args.seed, args.inner_folds
             )
