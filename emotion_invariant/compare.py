@@ -42,7 +42,9 @@ def load_system(spec, report="report.json", what="report", check=None):
     spec : str
         The system's name and run folders.
     report : str
-        The report's path inside each run folder.
+        The report's path inside each run folder; a run given as a
+        ``.json`` file is that report itself (an evaluation's
+        ``without_backend/report.json``).
     what : str
         What the report is, for the error when one is missing.
     check : callable, optional
@@ -64,7 +66,7 @@ def load_system(spec, report="report.json", what="report", check=None):
     name, runs = parse_spec(spec)
     reports = []
     for run in runs:
-        path = os.path.join(run, report)
+        path = run if run.endswith(".json") else os.path.join(run, report)
         if not os.path.isfile(path):
             raise ValueError(f"{name}: no {what} at {path}")
         with open(path) as f:

@@ -660,3 +660,64 @@ def test_scoring_backend_chain_at_evaluation(tiny_corpus, tmp_path):
     assert chain.members[1].settings["shrinkage"] == 0.7
     _, emb = load_embeddings(str(out / "eval" / "embeddings.npz"))
     assert torch.allclose(torch.as_tensor(emb).norm(dim=1), torch.ones(1))
+
+
+def test_backend_evaluation_also_reports_without_it(tiny_corpus, tmp_path):
+    """With a back-end, ``eval/without_backend/`` holds the same model's
+    plain scores, equal to an evaluation without the back-end; evaluating
+    the run again without one removes the back-end's files, which would
+    otherwise read as the new evaluation's."""
+    _published_tiny(tmp_path / "pretrained")
+    common = (
+        "--number_of_epochs=0",
+        f"--pretrained_path={tmp_path / 'pretrained'}",
+    )
+    _run(
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        tmp_path / "with",
+        *common,
+        "--scoring_backend=wccn",
+    )
+    plain = _run(
+        "ecapa_baseline.yaml", tiny_corpus, tmp_path / "plain", *common
+    )
+    beside = tmp_path / "with" / "eval" / "without_backend"
+    with open(beside / "report.json") as f:
+        report = json.load(f)
+    assert report["overall"] == plain["overall"]
+    assert report["conditions"] == plain["conditions"]
+    assert (beside / "scores.txt").read_text() == (
+        tmp_path / "plain" / "eval" / "scores.txt"
+    ).read_text()
+    with_report = json.loads(
+        (tmp_path / "with" / "eval" / "report.json").read_text()
+    )
+    assert with_report["overall"] != plain["overall"]
+    # compare.py takes the plain report as a run, paired on the same trials.
+    spec = importlib.util.spec_from_file_location(
+        "sv_compare", os.path.join(RECIPE, "compare.py")
+    )
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    text = compare.compare(
+        [f"plain={beside / 'report.json'}", f"wccn={tmp_path / 'with'}"]
+    )
+    assert "Paired on the same trials" in text
+    spec = importlib.util.spec_from_file_location(
+        "sv_evaluate_again", os.path.join(RECIPE, "evaluate.py")
+    )
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    again = evaluate.main(
+        [
+            os.path.join(HPARAMS, "ecapa_baseline.yaml"),
+            f"--data_folder={tiny_corpus}",
+            f"--output_folder={tmp_path / 'with'}",
+            *TINY_MODEL,
+            *common[1:],
+        ]
+    )
+    assert again["overall"] == plain["overall"]
+    assert not beside.exists()
+    assert not (tmp_path / "with" / "eval" / "backend.npz").exists()

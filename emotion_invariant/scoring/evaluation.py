@@ -8,12 +8,15 @@ and
 writes to ``eval_folder``: ``embeddings.npz`` (as scored), ``scores.txt``,
 ``report.json`` and ``report.md`` (EER and minDCF overall and per
 condition), ``report_det.png`` (DET curves) and ``emotion_eer.png`` (EER per
-emotion against neutral enrolment). The speaker recipe's ``train.py`` and
-``evaluate.py`` both end here.
+emotion against neutral enrolment); with a back-end, the same embeddings
+scored without it go to ``without_backend/`` (``scores.txt`` and the
+report), so one evaluation gives both rows. The speaker recipe's
+``train.py`` and ``evaluate.py`` both end here.
 """
 
 import logging
 import os
+import shutil
 from functools import partial
 
 import torch
@@ -149,12 +152,16 @@ def evaluate(brain, hparams):
         data_root=data_root,
     )
     backend = fit_scoring_backend(brain, hparams)
+    # An earlier evaluation's back-end files would read as this one's.
+    stale = ["without_backend", "backend.npz", "nap.npz"]
     if backend is not None:
-        backend.save(os.path.join(out, "backend.npz"))
-        if backend.kind == "emotion_nap":
-            save_nap(os.path.join(out, "nap.npz"), backend.arrays["basis"])
-        embeddings = backend.transform(embeddings)
-    save_embeddings(os.path.join(out, "embeddings.npz"), ids, embeddings)
+        stale = [] if backend.kind == "emotion_nap" else ["nap.npz"]
+    for name in stale:
+        path = os.path.join(out, name)
+        if os.path.isdir(path):
+            shutil.rmtree(path)
+        elif os.path.exists(path):
+            os.remove(path)
     cohort = None
     if hparams["score_norm"] != "none":
         train_rows = read_manifest(hparams["train_annotation"])
@@ -165,9 +172,6 @@ def evaluate(brain, hparams):
             device=brain.device,
             data_root=data_root,
         )
-        if backend is not None:
-            # The cohort is scored against mapped embeddings: map it too.
-            cohort = (cohort[0], backend.transform(cohort[1]))
     trials = read_trials(hparams["trials_file"])
     if hparams["skip_bad"]:
         trials, dropped = drop_missing(trials, ids)
@@ -178,23 +182,68 @@ def evaluate(brain, hparams):
                 hparams["trials_file"],
                 dropped,
             )
+    if backend is not None:
+        # The same embeddings without the back-end, beside: the gain of the
+        # back-end on the same model and trials, at the cost of a scoring.
+        score_and_report(
+            os.path.join(out, "without_backend"),
+            (ids, embeddings),
+            trials,
+            hparams,
+            cohort,
+            f"{hparams['experiment']} (without back-end)",
+        )
+        backend.save(os.path.join(out, "backend.npz"))
+        if backend.kind == "emotion_nap":
+            save_nap(os.path.join(out, "nap.npz"), backend.arrays["basis"])
+        embeddings = backend.transform(embeddings)
+        if cohort is not None:
+            # The cohort is scored against mapped embeddings: map it too.
+            cohort = (cohort[0], backend.transform(cohort[1]))
+    save_embeddings(os.path.join(out, "embeddings.npz"), ids, embeddings)
+    report = score_and_report(
+        out, (ids, embeddings), trials, hparams, cohort, hparams["experiment"]
+    )
+    plot_emotion_eer(report, os.path.join(out, "emotion_eer.png"))
+    print(markdown_table(report))
+    return report
+
+
+def score_and_report(out, embeddings, trials, hparams, cohort, title):
+    """Score ``trials`` and write ``scores.txt`` and the report to ``out``.
+
+    Arguments
+    ---------
+    out : str
+        The folder to write (made if missing).
+    embeddings : tuple
+        ``(ids, [N, D] tensor)`` of the test utterances.
+    trials : list
+        The trial list.
+    hparams : dict
+        ``score_norm`` and ``score_topk``.
+    cohort : tuple or None
+        ``(ids, embeddings)`` of the normalisation cohort.
+    title : str
+        The report's title.
+
+    Returns
+    -------
+    dict
+        The verification report.
+    """
+    os.makedirs(out, exist_ok=True)
     scores = score_trials(
-        (ids, embeddings),
+        embeddings,
         trials,
         norm=hparams["score_norm"],
         cohort=cohort,
         topk=hparams["score_topk"],
     )
     write_scores(os.path.join(out, "scores.txt"), trials, scores)
-    report = verification_report(
-        trials,
-        scores,
-        os.path.join(out, "report.json"),
-        title=hparams["experiment"],
+    return verification_report(
+        trials, scores, os.path.join(out, "report.json"), title=title
     )
-    plot_emotion_eer(report, os.path.join(out, "emotion_eer.png"))
-    print(markdown_table(report))
-    return report
 
 
 def backend_request(hparams):
