@@ -121,6 +121,13 @@ RULES = {
     "probe_per_speaker": ("int?", "[1, inf)"),
     "probe_c": ("number", "(0, inf)"),
     "centred_backend": ("bool", None),
+    # emotion recognition on a frozen encoder's layers
+    "frozen_layers": ("bool", None),
+    "head_type": ("choice", "linear mlp"),
+    "layer_dim": ("int", "[1, inf)"),
+    "feature_batch_size": ("int", "[1, inf)"),
+    "speaker_norm": ("choice", "none centre centre+scale"),
+    "speaker_stats": ("choice", "transductive enrolment"),
 }
 
 _TYPES = {
