@@ -444,3 +444,39 @@ def test_fit_command_builds_a_chain(tmp_path):
         members=[["emotion_nap", {"dims": 1}], ["wccn", {"shrinkage": 0.5}]],
     )
     assert torch.allclose(chain.transform(emb), expected.transform(emb))
+
+
+def test_study_fits_on_predicted_labels_and_scores_on_the_true_ones(
+    monkeypatch,
+):
+    """``fit_emotions`` (an emotion model's predictions) is what the
+    back-ends are fitted on, in the inner folds that choose the setting as
+    in the outer ones; the test trials keep the true labels: renamed labels
+    give the same results, and every fit sees only renamed ones."""
+    import emotion_invariant.backend.study as study
+
+    data, folds = _study_data()
+    emo = data[3]
+    spec = {
+        "zero-shot": {},
+        "emotion NAP": {
+            "kind": "emotion_nap",
+            "labels": "emotion",
+            "grid": {"dims": [1, 2]},
+        },
+    }
+    true = run_study(data, folds, spec, progress=False)
+    renamed = {"neu": "a", "ang": "b", "sad": "c", "hap": "d"}
+    seen = []
+    fit_backend = study.fit
+
+    def spy(kind, embeddings, speakers, nuisances=None, **settings):
+        seen.append(set(nuisances))
+        return fit_backend(kind, embeddings, speakers, nuisances, **settings)
+
+    monkeypatch.setattr(study, "fit", spy)
+    predicted = [renamed[e] for e in emo]
+    same = run_study(data, folds, spec, progress=False, fit_emotions=predicted)
+    assert same == true
+    assert len(seen) == 3 * (2 * 3 + 1)  # folds x (grid x inner folds + 1)
+    assert all(labels <= set(renamed.values()) for labels in seen)

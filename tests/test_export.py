@@ -16,7 +16,7 @@ from fake_corpora import TINY_ECAPA
 from hyperpyyaml import load_hyperpyyaml
 
 from emotion_invariant.backend import fit
-from emotion_invariant.data.manifest import read_manifest
+from emotion_invariant.data.manifest import read_manifest, sample_per_group
 from emotion_invariant.models.export import choose_checkpoint, export, main
 from emotion_invariant.runlock import acquire_run_lock
 from emotion_invariant.scoring import load_embeddings
@@ -456,3 +456,73 @@ def test_recipe_backend_exported_gives_the_recipes_scores(
         for line in (run / "eval" / "scores.txt").read_text().splitlines()
     ]
     torch.testing.assert_close(scores, torch.tensor(recipe), atol=1e-5, rtol=0)
+
+
+def test_emotion_labels_predicted_for_a_backend(
+    ser_run, tiny_corpus, tmp_path, monkeypatch, capsys, no_network
+):
+    """``backend label`` writes the exported emotion model's predictions in
+    ``emo`` (the corpus's own in ``emo_true``), the labels its
+    ``classify_file`` gives; the speaker recipe's ``backend_emotion_model``
+    fits the back-end on those predictions, not on the manifest's labels;
+    a speaker model given as the emotion model is refused."""
+    from speechbrain.inference.classifiers import EncoderClassifier
+
+    import emotion_invariant.scoring.evaluation as evaluation
+    from emotion_invariant.backend.fitting import main as fit_main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    model = tmp_path / "ser_model"
+    export(ser_run, model)
+    classifier = EncoderClassifier.from_hparams(
+        source=str(model), savedir=str(tmp_path / "savedir")
+    )
+    manifest = str(ser_run / "manifests" / "synth_test.csv")
+    rows = read_manifest(manifest)
+
+    def predicted(row):
+        wav = row["wav"].replace("$data_root", str(tiny_corpus))
+        return classifier.classify_file(wav)[3][0]
+
+    out = tmp_path / "labelled.csv"
+    argv = ["label", "--emotion-model", str(model), "--manifest", manifest]
+    argv += ["--data-root", str(tiny_corpus), "--out", str(out)]
+    assert fit_main(argv) == 0
+    labelled = read_manifest(str(out), allow_empty_emo=True)
+    assert [row["emo"] for row in labelled] == [predicted(r) for r in rows]
+    assert [row["emo_true"] for row in labelled] == [r["emo"] for r in rows]
+
+    seen = {}
+    fit_backend = evaluation.fit
+
+    def spy(kind, embeddings, speakers, nuisances=None, **settings):
+        seen["nuisances"] = nuisances
+        return fit_backend(kind, embeddings, speakers, nuisances, **settings)
+
+    monkeypatch.setattr(evaluation, "fit", spy)
+    run = tmp_path / "sv"
+    _train(
+        "speaker_verification",
+        "ecapa_baseline.yaml",
+        tiny_corpus,
+        run,
+        "--scoring_backend=emotion_nap",
+        "--backend_dims=1",
+        f"--backend_emotion_model={model}",
+    )
+    chosen = sample_per_group(
+        read_manifest(str(run / "manifests" / "synth_train.csv")),
+        ("spk_id", "emo"),
+        4,
+        1,
+    )
+    assert sorted(seen["nuisances"]) == sorted(predicted(r) for r in chosen)
+    assert sorted(seen["nuisances"]) != sorted(r["emo"] for r in chosen)
+
+    speaker_model = tmp_path / "sv_model"
+    export(run, speaker_model)
+    argv[2] = str(speaker_model)
+    argv[-1] = str(tmp_path / "refused.csv")
+    assert fit_main(argv) == 1
+    assert "expected an emotion model" in capsys.readouterr().err
+    assert not (tmp_path / "refused.csv").exists()

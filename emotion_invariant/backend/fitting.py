@@ -7,6 +7,8 @@ Usage::
         [--data-root DIR] [--batch-size B] [--device cpu] --out NEW_MODEL
     python -m emotion_invariant.backend fit --embeddings E.npz \\
         --manifest CSV --kind KIND [...] --out BACKEND.npz
+    python -m emotion_invariant.backend label --emotion-model SER_MODEL \\
+        --manifest CSV [--data-root DIR] --out LABELLED.csv
 
 With ``--model`` (a speaker model folder: SpeechBrain's published
 ``spkrec-ecapa-voxceleb`` layout, as ``python -m
@@ -37,12 +39,14 @@ import pathlib
 import shutil
 import sys
 import tempfile
+from collections import Counter
 
 from emotion_invariant.backend import KINDS, BackendError, fit
 from emotion_invariant.backend.module import (
     EmbeddingWithBackend,
     require_map,
 )
+from emotion_invariant.backend.pseudo import agreement, label_manifest
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.export import (
@@ -451,8 +455,26 @@ def main(argv=None):
     cmd.add_argument("--topk", type=int, default=300)
     cmd.add_argument("--report", help="JSON report (markdown, DET beside)")
     cmd.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    cmd = commands.add_parser(
+        "label",
+        help="label a manifest's emotions with an emotion model",
+        description="Write the manifest with each utterance's emotion as "
+        "an exported emotion model predicts it (in emo; the corpus's own in "
+        "emo_true), for fit --kind emotion_nap on a corpus with no emotion "
+        "labels. Pass the same --data-root to fit.",
+    )
+    cmd.add_argument(
+        "--emotion-model", required=True, help="an emotion model folder"
+    )
+    cmd.add_argument("--manifest", required=True, help="manifest CSV")
+    cmd.add_argument("--data-root", help="what $data_root stands for")
+    cmd.add_argument("--batch-size", type=int, default=16)
+    cmd.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    cmd.add_argument("--out", required=True, help="the manifest to write")
     args = parser.parse_args(argv)
-    command = _score if args.command == "score" else _fit_command
+    command = {"score": _score, "fit": _fit_command, "label": _label}[
+        args.command
+    ]
     try:
         print(command(args))
     except ValueError as err:
@@ -494,6 +516,31 @@ def _fit_command(args):
         if key != "dim"
     )
     return f"{backend.kind} ({shown or 'no settings'}) -> {args.out}"
+
+
+def _label(args):
+    """``label``; returns the lines to print."""
+    rows = label_manifest(
+        args.emotion_model,
+        args.manifest,
+        args.out,
+        args.data_root,
+        args.batch_size,
+        check_device(args.device),
+    )
+    counts = Counter(row["emo"] for row in rows)
+    lines = [
+        f"{len(rows)} utterances labelled -> {args.out}: "
+        + ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+    ]
+    pairs = agreement(rows)
+    if pairs:
+        same = sum(n for (true, pred), n in pairs.items() if true == pred)
+        lines.append(
+            f"the manifest's own labels: {same} of {sum(pairs.values())} "
+            "predicted alike (label sets may differ)"
+        )
+    return "\n".join(lines)
 
 
 def _score(args):

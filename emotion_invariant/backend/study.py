@@ -224,7 +224,15 @@ def select_settings(spec, train, inner_folds=3, seed=0):
     return json.loads(best), means
 
 
-def run_study(data, folds, systems=None, seed=0, inner_folds=3, progress=True):
+def run_study(
+    data,
+    folds,
+    systems=None,
+    seed=0,
+    inner_folds=3,
+    progress=True,
+    fit_emotions=None,
+):
     """EER (%) by group of every system on every fold.
 
     Arguments
@@ -235,6 +243,10 @@ def run_study(data, folds, systems=None, seed=0, inner_folds=3, progress=True):
         ``N`` fold labels; each fold is held out in turn.
     systems : dict, optional
         Name -> spec (default :data:`SYSTEMS`).
+    fit_emotions : list, optional
+        ``N`` emotion labels the back-ends are fitted (and their settings
+        chosen) on instead of ``data``'s, e.g. an emotion model's
+        predictions; the test fold's trials keep ``data``'s.
 
     Returns
     -------
@@ -243,13 +255,16 @@ def run_study(data, folds, systems=None, seed=0, inner_folds=3, progress=True):
     """
     systems = SYSTEMS if systems is None else systems
     data = _prepared(data)
+    fitted = data
+    if fit_emotions is not None:
+        fitted = (*data[:3], list(fit_emotions))
     results = {name: {} for name in systems}
     labels = sorted(set(folds), key=str)
     work = [(f, n) for f in labels for n in systems]
     for fold, name in tqdm(work, desc="back-end study", disable=not progress):
         test_rows = [i for i, f in enumerate(folds) if f == fold]
         train_rows = [i for i, f in enumerate(folds) if f != fold]
-        train, test = _subset(data, train_rows), _subset(data, test_rows)
+        train, test = _subset(fitted, train_rows), _subset(data, test_rows)
         chosen = select_settings(systems[name], train, inner_folds, seed)
         results[name][str(fold)] = _fold_result(
             systems[name], chosen, train, test, seed
@@ -327,11 +342,13 @@ def summary_table(results, reference="zero-shot", needs=None):
     return "\n".join(lines) + "\n"
 
 
-def write_study(results, out, systems=None):
-    """``out/study.json`` and ``out/study.md``."""
+def write_study(results, out, systems=None, emotions="emotion labels"):
+    """``out/study.json`` and ``out/study.md`` (``emotions``: what the
+    emotion labels the back-ends were fitted on are, for its needs
+    column)."""
     systems = SYSTEMS if systems is None else systems
     needs = {
-        n: {"speaker": "speaker labels", "emotion": "emotion labels"}.get(
+        n: {"speaker": "speaker labels", "emotion": emotions}.get(
             s.get("labels"), "unlabelled cohort" if s.get("norm") else "-"
         )
         for n, s in systems.items()
@@ -357,6 +374,21 @@ def load_labelled(embeddings, manifest):
     spk = [by_id[i]["spk_id"] for i in ids]
     emo = [by_id[i]["emo"] for i in ids]
     return (list(ids), matrix, spk, emo), by_id
+
+
+def load_fit_labels(path, ids):
+    """The ``emo`` label of each of ``ids`` in the manifest ``path`` (as
+    ``python -m emotion_invariant.backend label`` writes it)."""
+    by_id = {
+        r["ID"]: r["emo"] for r in read_manifest(path, allow_empty_emo=True)
+    }
+    missing = [i for i in ids if not by_id.get(i)]
+    if missing:
+        raise BackendError(
+            f"--fit-labels {path}: no emotion label for {len(missing)} "
+            f"utterance(s), e.g. {missing[0]!r}"
+        )
+    return [by_id[i] for i in ids]
 
 
 def load_study_data(embeddings, manifest, fold_column="fold"):
@@ -391,6 +423,12 @@ def main(argv=None):
         "(cross-domain); needs --fit-manifest",
     )
     parser.add_argument("--fit-manifest")
+    parser.add_argument(
+        "--fit-labels",
+        help="fit on these emotion labels (a manifest: python -m "
+        "emotion_invariant.backend label) instead of --manifest's; the "
+        "trials keep --manifest's",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--inner-folds", type=int, default=3)
     args = parser.parse_args(argv)
@@ -409,10 +447,21 @@ def main(argv=None):
                 source, data, folds, systems, args.seed, args.inner_folds
             )
         else:
+            fit_emotions = None
+            if args.fit_labels:
+                fit_emotions = load_fit_labels(args.fit_labels, data[0])
             results = run_study(
-                data, folds, systems, args.seed, args.inner_folds
+                data,
+                folds,
+                systems,
+                args.seed,
+                args.inner_folds,
+                fit_emotions=fit_emotions,
             )
-        write_study(results, args.out, systems)
+        emotions = "emotion labels"
+        if args.fit_labels:
+            emotions = "predicted emotion labels"
+        write_study(results, args.out, systems, emotions)
     except (BackendError, ScoringError, ManifestError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ report), so one evaluation gives both rows. The speaker recipe's
 import logging
 import os
 import shutil
+from collections import Counter
 from functools import partial
 
 import torch
@@ -24,6 +25,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from emotion_invariant.backend import fit
+from emotion_invariant.backend.pseudo import EmotionLabeller
 from emotion_invariant.data.manifest import read_manifest, sample_per_group
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.runlock import RunFolderLocked, lock_holder
@@ -297,7 +299,9 @@ def fit_scoring_backend(brain, hparams):
     Embeds at most ``nap_utterances`` utterances (drawn with the seed) of
     each training speaker and emotion with the evaluated model, and fits
     :func:`emotion_invariant.backend.fit` on their speaker labels (and
-    emotion labels, for the members that read them).
+    emotion labels, for the members that read them: the manifest's, or
+    those ``backend_emotion_model`` predicts; the draw is by the manifest's
+    ``emo`` column either way).
     """
     request = backend_request(hparams)
     if request is None:
@@ -317,6 +321,21 @@ def fit_scoring_backend(brain, hparams):
         data_root=hparams["data_folder"],
     )
     by_id = {row["ID"]: row for row in chosen}
+    if hparams.get("backend_emotion_model"):
+        # Emotion labels as an emotion model trained elsewhere predicts
+        # them, for a corpus whose own are missing or not to be used.
+        labeller = EmotionLabeller(
+            hparams["backend_emotion_model"], str(brain.device)
+        )
+        predicted = labeller.predict(
+            [by_id[i] for i in ids], hparams["data_folder"]
+        )
+        by_id = {i: {**by_id[i], "emo": e} for i, e in zip(ids, predicted)}
+        logger.info(
+            "scoring back-end: emotion labels predicted by %s: %s",
+            hparams["backend_emotion_model"],
+            dict(Counter(predicted)),
+        )
     backend = fit(
         kind,
         embeddings,
