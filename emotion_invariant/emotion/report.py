@@ -392,11 +392,11 @@ def evaluate(brain, hparams):
         writer.writerow(["ID", "spk_id", "emo", "predicted"])
         for row, uid, pred in zip(test_rows, ids, predicted):
             writer.writerow([uid, row["spk_id"], row["emo"], labels[pred]])
-    _write(report, out, run_markdown(report))
+    write_report(report, out, run_markdown(report))
     return report
 
 
-def _write(report, folder, markdown):
+def write_report(report, folder, markdown):
     """report.json, report.md, confusion.txt and confusion.png."""
     with atomic_open(os.path.join(folder, "report.json")) as f:
         json.dump(report, f, indent=1)
@@ -560,7 +560,7 @@ def summarize(hparams):
         "labels": labels,
         "confusion": confusion.tolist(),
     }
-    _write(summary, out, summary_markdown(summary))
+    write_report(summary, out, summary_markdown(summary))
     print(summary_markdown(summary))
     return summary
 

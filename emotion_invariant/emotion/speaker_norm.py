@@ -11,9 +11,20 @@ The mean only removes the speaker when it is taken over a varied sample
 of the speaker's emotions: a mean over one emotion shifts every
 utterance of that speaker by that emotion's offset. ``reference`` chooses
 which rows form each speaker's mean, so that this can be measured.
+
+:class:`SpeakerStatistics` normalises features the same way for a model
+that trains and infers on normalised features: each speaker's statistics
+(mean, and optionally standard deviation) taken from reference utterances
+of that speaker (its training utterances, an enrolment set, or its test
+utterances: transductive), kept, and applied to any of its utterances.
 """
 
+import logging
+
 import numpy as np
+import torch
+
+logger = logging.getLogger(__name__)
 
 
 class SpeakerNormError(ValueError):
@@ -135,3 +146,132 @@ def reference_rows(rows, emotion=None, per_speaker=None, seed=0):
             keep = rng.choice(group, min(per_speaker, len(group)), False)
             chosen[keep] = True
     return chosen
+
+
+#: The per-speaker normalisations of features: none, subtract the
+#: speaker's mean, or also divide by the speaker's standard deviation.
+MODES = ("none", "centre", "centre+scale")
+
+
+class SpeakerStatistics:
+    """Each speaker's feature statistics, and their application.
+
+    ``centre`` subtracts from a speaker's features their mean over that
+    speaker's reference utterances (enrolment, training or test ones, as
+    the caller chooses); ``centre+scale`` also divides each dimension by
+    the speaker's standard deviation there. A speaker with fewer than two
+    reference utterances has no statistics of its own (one utterance
+    would be centred to zero): it falls back, with a warning naming it,
+    to the average of the training speakers' statistics (:meth:`fallback`),
+    that is to no speaker-specific normalisation, on the scale the model
+    was trained on.
+
+    Arguments
+    ---------
+    mode : str
+        One of :data:`MODES`.
+    fallback : tuple of torch.Tensor, optional
+        ``(mean, scale)`` for speakers without statistics (default: those
+        of :meth:`fit`'s speakers, once fitted).
+
+    Example
+    -------
+    >>> x = torch.tensor([[1.0, 0.0], [3.0, 4.0], [10.0, 2.0]])
+    >>> norm = SpeakerStatistics("centre").fit(x[:2], ["a", "a"])
+    >>> norm.apply(x, ["a", "a", "b"])  # b: the average of a's mean
+    tensor([[-1., -2.],
+            [ 1.,  2.],
+            [ 8.,  0.]])
+    >>> SpeakerStatistics("centre+scale").fit(x[:2], "aa").apply(x[:2], "aa")
+    tensor([[-1., -1.],
+            [ 1.,  1.]])
+    """
+
+    def __init__(self, mode="none", fallback=None):
+        if mode not in MODES:
+            raise SpeakerNormError(
+                f"speaker_norm: {mode!r} is not valid; expected one of: "
+                f"{', '.join(MODES)}"
+            )
+        self.mode = mode
+        self.stats = {}
+        self.population = fallback
+
+    def fit(self, features, speakers, where="speakers"):
+        """Take each speaker's statistics from its rows of ``features``.
+
+        Arguments
+        ---------
+        features : torch.Tensor
+            ``[N, F]`` reference features.
+        speakers : sequence of str
+            Speaker of each row.
+        where : str
+            What the rows are, for the warning.
+
+        Returns
+        -------
+        SpeakerStatistics
+            ``self``; the first fit also sets the fallback statistics.
+        """
+        speakers = [str(s) for s in speakers]
+        if len(speakers) != len(features):
+            raise SpeakerNormError(
+                f"{len(features)} feature rows but {len(speakers)} speakers"
+            )
+        if self.mode == "none":
+            return self
+        rows = {}
+        for i, spk in enumerate(speakers):
+            rows.setdefault(spk, []).append(i)
+        single = sorted(s for s, r in rows.items() if len(r) < 2)
+        if single:
+            logger.warning(
+                "speaker_norm %s: %s with a single utterance in the %s: no "
+                "statistics of their own, normalised with the training "
+                "speakers' average instead",
+                self.mode,
+                ", ".join(repr(s) for s in single),
+                where,
+            )
+        x = torch.as_tensor(features, dtype=torch.float64)
+        for spk, index in rows.items():
+            if len(index) < 2:
+                continue
+            group = x[index]
+            scale = torch.ones(x.shape[1], dtype=torch.float64)
+            if self.mode == "centre+scale":
+                scale = group.std(0, unbiased=False)
+                # A dimension constant over a few utterances is not divided
+                # into noise.
+                scale = scale.clamp(min=1e-3 * float(scale.mean()) + 1e-12)
+            self.stats[spk] = (group.mean(0), scale)
+        if self.population is None and self.stats:
+            means, scales = zip(*self.stats.values())
+            self.population = (
+                torch.stack(means).mean(0),
+                torch.stack(scales).mean(0),
+            )
+        return self
+
+    def fallback(self):
+        """``(mean, scale)`` of a speaker without statistics of its own."""
+        if self.population is None:
+            raise SpeakerNormError(
+                "speaker_norm: no speaker with two or more utterances to "
+                "take statistics from"
+            )
+        return self.population
+
+    def apply(self, features, speakers):
+        """``features`` ``[N, F]`` normalised with their speakers'
+        statistics (float32); the identity for ``none``."""
+        if self.mode == "none":
+            return torch.as_tensor(features)
+        x = torch.as_tensor(features, dtype=torch.float64).clone()
+        speakers = [str(s) for s in speakers]
+        for spk in sorted(set(speakers)):
+            mean, scale = self.stats.get(spk) or self.fallback()
+            index = [i for i, s in enumerate(speakers) if s == spk]
+            x[index] = (x[index] - mean) / scale
+        return x.float()

@@ -78,6 +78,12 @@ from emotion_invariant.backend.module import (
 )
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.data.trials import make_trials
+from emotion_invariant.emotion.layer_model import (
+    enrol_speaker,
+    export_modules,
+    read_selection_file,
+    write_model_files,
+)
 from emotion_invariant.models.pretrained import (
     PretrainedError,
     load_pretrained_ecapa,
@@ -128,6 +134,8 @@ TASKS = {
             "class_balanced",
             "pretrained_encoder",
             "label_fraction",
+            "frozen_layers",
+            "speaker_norm",
         ),
     },
 }
@@ -197,7 +205,7 @@ def read_config(path):
     return ruamel.yaml.YAML().load(text)
 
 
-def choose_checkpoint(run_folder, checkpoint, task):
+def choose_checkpoint(run_folder, checkpoint, task, save=None):
     """The ``CKPT+...`` folder to export.
 
     Arguments
@@ -209,6 +217,8 @@ def choose_checkpoint(run_folder, checkpoint, task):
         ``last`` (the newest) or a checkpoint folder.
     task : str
         A key of :data:`TASKS`.
+    save : str or os.PathLike, optional
+        The checkpoints folder (default: the run's ``save``).
 
     Returns
     -------
@@ -225,10 +235,10 @@ def choose_checkpoint(run_folder, checkpoint, task):
     """
     if checkpoint not in ("best", "last"):
         path = pathlib.Path(checkpoint)
-        if not (path / "embedding_model.ckpt").is_file():
+        if not (path / "CKPT.yaml").is_file():
             raise ExportError(f"{path}: not a checkpoint folder")
         return path
-    save = pathlib.Path(run_folder) / "save"
+    save = pathlib.Path(save or pathlib.Path(run_folder) / "save")
     key = TASKS[task]["key"]
     if checkpoint == "last":
         keys = {}
@@ -336,6 +346,7 @@ def hyperparams_text(
     threshold=None,
     backend=None,
     writer="python -m emotion_invariant.models.export",
+    layers=None,
 ):
     """The exported ``hyperparams.yaml``.
 
@@ -343,9 +354,18 @@ def hyperparams_text(
     for ``n_classes``; the pretrainer names no paths, so SpeechBrain fetches
     ``<loadable>.ckpt`` from the ``source`` folder itself. With a
     ``backend``, the encoder is wrapped in :class:`EmbeddingWithBackend`
-    and the head is a :class:`NoClassifier` with no file.
+    and the head is a :class:`NoClassifier` with no file. ``layers``, the
+    grid point a frozen-layer emotion run chose, makes the modules those
+    of :func:`~emotion_invariant.emotion.layer_model.export_modules`.
     """
-    if backend is not None:
+    embedding_model = cfg["embedding_model"]
+    if layers is not None:
+        (embedding, e_args), (classifier, c_args) = export_modules(
+            cfg, layers, n_classes
+        )
+        embedding_model = _new(embedding, **e_args)
+        head = _new(classifier, **c_args)
+    elif backend is not None:
         head = _new(NoClassifier, kind=backend.kind)
     else:
         head = cfg[TASKS[task]["head"]]
@@ -372,7 +392,7 @@ def hyperparams_text(
         parts.append(_yaml_text({name: cfg[name]}))
     loadables = list(LOADABLES) + ["mean_var_norm"] * global_norm
     if backend is None:
-        parts.append(_yaml_text({"embedding_model": cfg["embedding_model"]}))
+        parts.append(_yaml_text({"embedding_model": embedding_model}))
         parts.append(_yaml_text({"classifier": head}))
     else:
         encoder = backend_module_config(cfg["embedding_model"], backend)
@@ -650,6 +670,12 @@ def check_export(folder, task, sources):
         1, rate, generator=torch.Generator().manual_seed(0)
     )
     with torch.no_grad():
+        if (
+            getattr(model.mods.embedding_model, "speaker_norm", "none")
+            != "none"
+        ):
+            # A model that normalises each speaker needs one enrolled.
+            enrol_speaker(model, [audio[0], audio[0].flip(0)])
         outputs = [model.encode_batch(audio, torch.ones(1))]
         if task == "emotion":
             # classify_batch's scores, without its label decoding
@@ -792,6 +818,14 @@ def _export(run, out, checkpoint, backend_path, stack):
     cfg = read_run_config(run)
     task = "emotion" if "emotion_classifier" in cfg else "speaker"
     dim = int(cfg["embedding_model"]["lin_neurons"])
+    # A frozen-layer emotion run: the grid point it chose, its checkpoints.
+    selection = point = save = None
+    if cfg.get("frozen_layers"):
+        try:
+            selection, point, save = read_selection_file(run)
+        except ValueError as err:
+            raise ExportError(str(err)) from None
+        dim = int(cfg["layer_dim"])
     backend = None
     if backend_path is not None:
         if task != "speaker":
@@ -800,12 +834,15 @@ def _export(run, out, checkpoint, backend_path, stack):
                 "models only"
             )
         backend = read_backend(backend_path, dim)
-    ckpt = choose_checkpoint(run, checkpoint, task)
+    ckpt = choose_checkpoint(run, checkpoint, task, save)
     global_norm = cfg["mean_var_norm"].get("norm_type") == "global"
     sources = {
         "embedding_model.ckpt": ckpt / "embedding_model.ckpt",
         "classifier.ckpt": ckpt / f"{TASKS[task]['head']}.ckpt",
     }
+    if point is not None:
+        # Both files are built from the head's and the pretrained encoder's.
+        sources = {"classifier.ckpt": ckpt / "layer_head.ckpt"}
     if global_norm:
         sources["mean_var_norm.ckpt"] = ckpt / "normalizer.ckpt"
     for path in sources.values():
@@ -825,7 +862,7 @@ def _export(run, out, checkpoint, backend_path, stack):
     copied = [
         name
         for name in sources
-        if backend is None or name == "mean_var_norm.ckpt"
+        if (backend is None and point is None) or name == "mean_var_norm.ckpt"
     ]
     try:
         for name in copied:
@@ -833,13 +870,18 @@ def _export(run, out, checkpoint, backend_path, stack):
         encoder.save(tmp / "label_encoder.txt")
         shutil.copyfile(tmp / "label_encoder.txt", tmp / "label_encoder.ckpt")
         text = hyperparams_text(
-            cfg, task, len(encoder), global_norm, backend=backend
+            cfg, task, len(encoder), global_norm, backend=backend, layers=point
         )
         (tmp / "hyperparams.yaml").write_text(text, encoding="utf-8")
         if backend is None:
             identity_statistics(tmp / "mean_var_norm_emb.ckpt", dim)
         else:
             write_backend_files(tmp, backend, ckpt)
+        if point is not None:
+            try:
+                write_model_files(tmp, cfg, ckpt, selection)
+            except (PretrainedError, ValueError) as err:
+                raise ExportError(str(err)) from None
         model = check_export(tmp, task, sources)
         threshold = None
         if task == "speaker":

@@ -26,12 +26,10 @@ import sys
 
 from emotion_invariant.data.labels import labelled_splits
 from emotion_invariant.distributed import DistributedBrain
+from emotion_invariant.emotion.layer_eval import evaluate_saved, summarize_runs
+from emotion_invariant.emotion.layer_run import check_emotion_settings
 from emotion_invariant.emotion.model import size_model
-from emotion_invariant.emotion.report import (
-    check_selection,
-    evaluate,
-    summarize,
-)
+from emotion_invariant.emotion.report import evaluate
 from emotion_invariant.experiment import USER_ERRORS, requested_folds, start_run
 
 
@@ -39,8 +37,11 @@ def main(argv=None):
     """Evaluate the best checkpoint of each requested run; summarise."""
     argv = list(argv or sys.argv[1:])
     hparams = None
-    for fold in requested_folds(argv, check_selection):
-        hparams, run_opts = start_run(argv, fold, check_selection)
+    for fold in requested_folds(argv, check_emotion_settings):
+        hparams, run_opts = start_run(argv, fold, check_emotion_settings)
+        if hparams["frozen_layers"]:
+            evaluate_saved(hparams, run_opts.get("device", "cpu"))
+            continue
         _, _, labels, speakers = labelled_splits(hparams)
         hparams["emotion_labels"] = labels
         size_model(hparams, len(labels), len(speakers))
@@ -51,7 +52,7 @@ def main(argv=None):
             checkpointer=hparams["checkpointer"],
         )
         evaluate(brain, hparams)
-    return summarize(hparams)
+    return summarize_runs(hparams)
 
 
 if __name__ == "__main__":

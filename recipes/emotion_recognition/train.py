@@ -11,6 +11,14 @@ through the encoder only), ``adv_lr_factor``, ``adv_memory`` and
 ``adv_replay`` (a faster head, and replayed recent embeddings that train
 the head only, so that it keeps up with the encoder).
 
+With ``frozen_layers: true`` (``ser_ecapa_frozen_layers.yaml``) the encoder
+is not trained: each utterance's layer features are computed once and
+cached, a light head weights the layers and classifies
+(:class:`LayerEmotionBrain`, the adversary on the weighted features), each
+speaker's features are normalised with its own statistics
+(``speaker_norm``), and a small grid (``select_grid``) is chosen on the
+dev speakers before the test speakers are read.
+
 ``fold: null`` uses the prepared train/dev/test speaker split, ``fold: K``
 tests on fold K's speakers, ``fold: all`` runs every fold and ``fold: 1,2``
 the folds listed, then reports mean and spread; train, dev and test
@@ -34,18 +42,29 @@ from functools import partial
 import speechbrain as sb
 import torch
 import torch.nn.functional as F
-from speechbrain.utils.distributed import main_process_only
+from speechbrain.utils.distributed import main_process_only, run_on_main
 
 from emotion_invariant.data.steps import training_steps
 from emotion_invariant.distributed import DistributedBrain, ddp_destroy_group
 from emotion_invariant.emotion.dataio import dataio_prep
+from emotion_invariant.emotion.layer_eval import (
+    evaluate_layers,
+    summarize_runs,
+)
+from emotion_invariant.emotion.layer_model import point_name
+from emotion_invariant.emotion.layer_run import (
+    LayerData,
+    check_emotion_settings,
+    grid_points,
+    point_run,
+    select_on_dev,
+    write_selection,
+)
 from emotion_invariant.emotion.metrics import classification_report
 from emotion_invariant.emotion.model import setup_model
 from emotion_invariant.emotion.report import (
-    check_selection,
     checkpoint_rank,
     evaluate,
-    summarize,
 )
 from emotion_invariant.experiment import USER_ERRORS, requested_folds, start_run
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
@@ -69,12 +88,20 @@ class EmotionBrain(DistributedBrain):
         """Emotion embeddings ``[B, D]`` of padded waveforms."""
         return embed(self.modules, wavs, lens).squeeze(1)
 
+    def represent(self, batch):
+        """What the emotion head and the adversary see: ``[B, D]``."""
+        wavs, lens = batch.sig
+        return self.embed(wavs, lens)
+
+    def classify(self, embeddings):
+        """Emotion logits of :meth:`represent`'s output."""
+        return self.modules.emotion_classifier(embeddings)
+
     def compute_forward(self, batch, stage):
         """Emotion logits; speaker logits too when training adversarially."""
         batch = batch.to(self.device)
-        wavs, lens = batch.sig
-        embeddings = self.embed(wavs, lens)
-        logits = self.modules.emotion_classifier(embeddings)
+        embeddings = self.represent(batch)
+        logits = self.classify(embeddings)
         spk_logits = ent_logits = replay = None
         if stage == sb.Stage.TRAIN:
             self.lambda_ = self.hparams.grl_schedule(self.progress())
@@ -205,6 +232,71 @@ class EmotionBrain(DistributedBrain):
             )
 
 
+class LayerEmotionBrain(EmotionBrain):
+    """The emotion head on a frozen encoder's cached layer features.
+
+    The encoder is not trained, so a batch is a tensor of features, not
+    audio: the head weights, projects and classifies them; the adversary
+    and the entropy term act on the weighted features, as
+    :class:`EmotionBrain`'s act on the embedding.
+    """
+
+    def represent(self, batch):
+        """The weighted layer features ``[B, layer_dim]``."""
+        return self.modules.layer_head.pool(batch.feats.data)
+
+    def classify(self, embeddings):
+        """Emotion logits of the weighted features."""
+        return self.modules.layer_head.classify(embeddings)
+
+    def on_fit_batch_start(self, batch, should_step):
+        """Seed torch from (seed, epoch, step), as :class:`EmotionBrain`;
+        there is no encoder to hold."""
+        epoch = self.hparams.epoch_counter.current
+        torch.manual_seed(step_seed(self.hparams.seed, epoch, self.step))
+
+
+def train_point(hparams, run_opts, data, point):
+    """Train one grid point of a frozen-layer run; returns its run."""
+    run = point_run(hparams, data, point)
+    hparams["train_logger"].log_stats({"grid point": point_name(point)})
+    brain = LayerEmotionBrain(
+        modules=run["modules"],
+        opt_class=run["opt_class"],
+        hparams=run,
+        run_opts=run_opts,
+        checkpointer=run["checkpointer"],
+    )
+    brain.fit(
+        run["epoch_counter"],
+        data.dataset("train"),
+        data.dataset("dev"),
+        train_loader_kwargs=run["train_dataloader_options"],
+        valid_loader_kwargs=run["valid_dataloader_options"],
+    )
+    return run
+
+
+def run_frozen_layers(hparams, run_opts):
+    """Train a frozen-layer run's grid, choose on dev, evaluate the choice."""
+    data = LayerData(hparams, run_opts.get("device", "cpu"))
+    hparams["train_dataloader_options"], hparams["steps_per_epoch"] = (
+        training_steps(
+            len(data.parts["train"]),
+            hparams["train_dataloader_options"],
+            hparams["train_annotation"],
+            debug=run_opts.get("debug", False),
+        )
+    )
+    chosen, table = select_on_dev(
+        grid_points(hparams),
+        partial(train_point, hparams, run_opts, data),
+        hparams["select_from_epoch"],
+    )
+    run_on_main(write_selection, args=[hparams, table, data])
+    main_process_only(evaluate_layers)(hparams, data, chosen, table)
+
+
 def build(argv, fold=None):
     """Parse arguments, prepare data and build the Brain of one run.
 
@@ -222,7 +314,11 @@ def build(argv, fold=None):
         ``(brain, hparams, datasets)`` with datasets ``train``, ``dev``
         and ``test``.
     """
-    hparams, run_opts = start_run(argv, fold, check_selection)
+    return build_run(*start_run(argv, fold, check_emotion_settings))
+
+
+def build_run(hparams, run_opts):
+    """:func:`build` once the run has started: its datasets and Brain."""
     datasets = dataio_prep(hparams)
     hparams["train_dataloader_options"], hparams["steps_per_epoch"] = (
         training_steps(
@@ -257,11 +353,15 @@ def fit(brain, hparams, datasets):
 def main(argv=None):
     """Prepare, train and evaluate every requested run; returns the summary."""
     argv = list(argv or sys.argv[1:])
-    for fold in requested_folds(argv, check_selection):
-        brain, hparams, datasets = build(argv, fold)
+    for fold in requested_folds(argv, check_emotion_settings):
+        hparams, run_opts = start_run(argv, fold, check_emotion_settings)
+        if hparams["frozen_layers"]:
+            run_frozen_layers(hparams, run_opts)
+            continue
+        brain, hparams, datasets = build_run(hparams, run_opts)
         fit(brain, hparams, datasets)
         main_process_only(evaluate)(brain, hparams)
-    return main_process_only(summarize)(hparams)
+    return main_process_only(summarize_runs)(hparams)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,497 @@
+"""One frozen-layer emotion run: its features, grid and dev-only choice.
+
+With ``frozen_layers: true`` the emotion recipe keeps the encoder as it
+was loaded (``pretrained_encoder``) and trains
+:class:`~emotion_invariant.emotion.layer_head.LayerHead` on cached layer
+features (:mod:`~emotion_invariant.emotion.layer_features`), normalised
+per speaker (``speaker_norm``). :class:`LayerData` holds a run's features
+in memory, so an epoch reads tensors, not audio. A small grid of settings
+(``select_grid``) is trained in turn and the best dev UA chooses one
+(:func:`select_on_dev`); the test speakers' features are computed only
+when the chosen model is evaluated, so nothing of theirs can sway the
+choice.
+"""
+
+import itertools
+import json
+import os
+from functools import partial
+
+import speechbrain as sb
+import torch
+from speechbrain.dataio.dataset import DynamicItemDataset
+from speechbrain.nnet.schedulers import LinearScheduler
+from speechbrain.utils.epoch_loop import EpochCounter
+
+from emotion_invariant.checkpoints import AtomicCheckpointer
+from emotion_invariant.data.labels import class_weights, labelled_splits
+from emotion_invariant.data.manifest import ManifestError, read_manifest
+from emotion_invariant.emotion.layer_features import (
+    LAYERS,
+    layer_dims,
+    layer_features,
+    model_key,
+)
+from emotion_invariant.emotion.layer_head import HEAD_TYPES
+from emotion_invariant.emotion.layer_model import (
+    SELECTION_FILE,
+    point_name,
+    read_selection_file,
+)
+from emotion_invariant.emotion.report import check_selection, checkpoint_rank
+from emotion_invariant.emotion.speaker_norm import MODES, SpeakerStatistics
+from emotion_invariant.losses.adversarial import EmbeddingMemory
+from emotion_invariant.models.pretrained import (
+    load_pretrained_encoder,
+    warn_other_norm,
+)
+from emotion_invariant.utils import atomic_open
+
+#: The settings a grid can vary, and the key each one sets.
+GRID_KEYS = ("head_type", "layer_set", "lr")
+#: Where the test speakers' statistics come from.
+STATS_SOURCES = ("transductive", "enrolment")
+
+
+def check_layer_settings(hparams):
+    """Refuse frozen-layer settings the run cannot use, before it starts.
+
+    Example
+    -------
+    >>> hparams = {"frozen_layers": True, "norm_type": "sentence",
+    ...            "layer_sets": {"all": list(LAYERS)}, "layer_set": "all",
+    ...            "head_type": "mlp", "lr": 0.001, "speaker_norm": "none",
+    ...            "speaker_stats": "transductive", "enrol_manifest": None,
+    ...            "select_grid": {"layer_set": ["all", "top"]}}
+    >>> check_layer_settings(hparams)
+    Traceback (most recent call last):
+    ...
+    ValueError: select_grid: layer_set 'top' is not a key of layer_sets \
+(all)
+    """
+    if not hparams.get("frozen_layers"):
+        return
+    if hparams["norm_type"] == "global":
+        raise ValueError(
+            "frozen_layers: norm_type global normalises the fbank with "
+            "statistics learnt while training the encoder, which a frozen "
+            "encoder does not train; use --norm_type sentence (the "
+            "published ECAPA's)"
+        )
+    sets = hparams["layer_sets"]
+    if not isinstance(sets, dict) or not sets:
+        raise ValueError("layer_sets: expected a mapping name -> layers")
+    for name, layers in sets.items():
+        if (
+            not isinstance(layers, (list, tuple))
+            or not layers
+            or any(layer not in LAYERS for layer in layers)
+        ):
+            raise ValueError(
+                f"layer_sets: {name}: {layers!r} must list one or more of "
+                f"{', '.join(LAYERS)}"
+            )
+    for point in grid_points(hparams):
+        if point["layer_set"] not in sets:
+            raise ValueError(
+                f"select_grid: layer_set {point['layer_set']!r} is not a key "
+                f"of layer_sets ({', '.join(sets)})"
+            )
+        if point["head_type"] not in HEAD_TYPES:
+            raise ValueError(
+                f"select_grid: head_type {point['head_type']!r} is not valid;"
+                f" expected one of: {', '.join(HEAD_TYPES)}"
+            )
+        lr = point["lr"]
+        if isinstance(lr, bool) or not isinstance(lr, (int, float)) or lr <= 0:
+            raise ValueError(
+                f"select_grid: lr {lr!r} is not valid; expected a number > 0"
+            )
+    if hparams["speaker_norm"] not in MODES:
+        raise ValueError(f"speaker_norm: {hparams['speaker_norm']!r}")
+    if hparams["speaker_stats"] == "enrolment":
+        if hparams["speaker_norm"] != "none" and not hparams["enrol_manifest"]:
+            raise ValueError(
+                "speaker_stats: enrolment takes the test speakers' statistics "
+                "from enrol_manifest, which is not set"
+            )
+    enrol = hparams["enrol_manifest"]
+    if enrol and not os.path.isfile(enrol):
+        raise ValueError(f"enrol_manifest: {enrol}: no such file")
+
+
+def check_emotion_settings(hparams):
+    """Every emotion run's settings checks, before anything is written
+    (``start_run``'s ``check``): the selection epoch and, with
+    ``frozen_layers``, :func:`check_layer_settings`."""
+    check_selection(hparams)
+    check_layer_settings(hparams)
+
+
+def grid_points(hparams):
+    """The settings the run trains, in order: ``select_grid``'s product,
+    each key it leaves out at its single value.
+
+    Example
+    -------
+    >>> h = {"head_type": "mlp", "layer_set": "all", "lr": 0.001,
+    ...      "select_grid": {"head_type": ["linear", "mlp"]}}
+    >>> [p["head_type"] for p in grid_points(h)]
+    ['linear', 'mlp']
+    >>> grid_points({**h, "select_grid": None})
+    [{'head_type': 'mlp', 'layer_set': 'all', 'lr': 0.001}]
+    >>> grid_points({**h, "select_grid": {"epochs": [3]}})
+    Traceback (most recent call last):
+    ...
+    ValueError: select_grid: 'epochs' is not a grid key; expected some of: \
+head_type, layer_set, lr (epochs: the best dev epoch of each point)
+    """
+    grid = hparams.get("select_grid") or {}
+    if not isinstance(grid, dict):
+        raise ValueError(
+            f"select_grid: {grid!r} is not valid; expected null or a mapping "
+            "of head_type, layer_set and lr to lists of values"
+        )
+    for key, values in grid.items():
+        if key not in GRID_KEYS:
+            raise ValueError(
+                f"select_grid: {key!r} is not a grid key; expected some of: "
+                f"{', '.join(GRID_KEYS)} (epochs: the best dev epoch of each "
+                "point)"
+            )
+        if not isinstance(values, list) or not values:
+            raise ValueError(
+                f"select_grid: {key}: expected a non-empty list, got {values!r}"
+            )
+    axes = [grid.get(key, [hparams[key]]) for key in GRID_KEYS]
+    return [dict(zip(GRID_KEYS, values)) for values in itertools.product(*axes)]
+
+
+class LayerData:
+    """A run's labels and normalised features, held in memory.
+
+    Loads ``pretrained_encoder`` into the run's encoder, and computes (or
+    reads from ``feature_cache``) the layer features of the training and
+    dev utterances; the test speakers' (and the enrolment utterances')
+    only when :meth:`test` is called. Each speaker's features are
+    normalised with its own statistics (``speaker_norm``): training and
+    dev speakers over their own utterances; test speakers over the
+    enrolment utterances or over their scored test utterances
+    (``speaker_stats``); a speaker without two of them with the training
+    speakers' average (see :class:`SpeakerStatistics`).
+
+    Arguments
+    ---------
+    hparams : dict
+        The loaded hyperparameters of one run; ``emotion_labels``,
+        ``train_speakers`` and ``class_weights`` are set here.
+    device : str
+        Where the encoder runs.
+    progress : bool
+        Show the extraction's progress bar.
+    """
+
+    def __init__(self, hparams, device="cpu", progress=True):
+        self.hparams = hparams
+        self.device = device
+        self.progress = progress
+        sources, parts, labels, speakers = labelled_splits(hparams)
+        self.sources, self.parts = sources, parts
+        self.labels, self.speakers = labels, speakers
+        hparams["emotion_labels"] = labels
+        hparams["train_speakers"] = speakers
+        hparams["class_weights"] = (
+            class_weights(parts["train"], labels)
+            if hparams["class_balanced"]
+            else None
+        )
+        encoder = hparams["embedding_model"]
+        if hparams["pretrained_encoder"]:
+            used = load_pretrained_encoder(
+                hparams["pretrained_encoder"], encoder
+            )
+            warn_other_norm(used, hparams["norm_type"])
+        self.modules = {
+            name: hparams[name].to(device).eval()
+            for name in ("compute_features", "mean_var_norm", "embedding_model")
+        }
+        self.dims = layer_dims(encoder)
+        self.settings = {
+            "sample_rate": hparams["sample_rate"],
+            "n_mels": hparams["n_mels"],
+            "norm_type": hparams["norm_type"],
+        }
+        self.key = model_key(self.modules, self.settings)
+        self.features = {
+            role: self.compute(parts[role]) for role in ("train", "dev")
+        }
+        self.norm = SpeakerStatistics(hparams["speaker_norm"]).fit(
+            self.features["train"],
+            self.spk("train"),
+            "training utterances",
+        )
+        dev_norm = SpeakerStatistics(
+            hparams["speaker_norm"], self.norm.population
+        ).fit(self.features["dev"], self.spk("dev"), "dev utterances")
+        self.normalised = {
+            "train": self.norm.apply(self.features["train"], self.spk("train")),
+            "dev": dev_norm.apply(self.features["dev"], self.spk("dev")),
+        }
+
+    def compute(self, rows):
+        """Layer features ``[N, F]`` of ``rows`` (cached)."""
+        h = self.hparams
+        return layer_features(
+            rows,
+            self.modules,
+            h["feature_cache"],
+            self.settings,
+            data_root=h["data_folder"],
+            sample_rate=h["sample_rate"],
+            batch_size=h["feature_batch_size"],
+            device=self.device,
+            progress=self.progress,
+            key=self.key,
+        )
+
+    def spk(self, role):
+        """The speaker of each row of a role."""
+        return [row["spk_id"] for row in self.parts[role]]
+
+    def emo(self, role):
+        """The emotion index of each row of a role."""
+        return [self.labels.index(row["emo"]) for row in self.parts[role]]
+
+    def dataset(self, role):
+        """A ``DynamicItemDataset`` of a role's normalised features, with
+        output keys ``id, feats, emo_encoded, spk_encoded`` (-1 for a
+        speaker not in training)."""
+        index = {spk: i for i, spk in enumerate(self.speakers)}
+        data = {
+            row["ID"]: {
+                "feats": feats,
+                "emo_encoded": torch.LongTensor([emo]),
+                "spk_encoded": torch.LongTensor([index.get(row["spk_id"], -1)]),
+            }
+            for row, feats, emo in zip(
+                self.parts[role], self.normalised[role], self.emo(role)
+            )
+        }
+        return DynamicItemDataset(
+            data, output_keys=["id", "feats", "emo_encoded", "spk_encoded"]
+        )
+
+    def test(self):
+        """The scored test rows and their normalised features.
+
+        Rows of ``enrol_manifest`` are never scored; with ``speaker_stats:
+        enrolment`` they give each test speaker its statistics, otherwise
+        the scored rows of each speaker do (transductive).
+
+        Returns
+        -------
+        dict
+            ``rows``, ``features`` (raw), ``normalised``, ``stats`` (the
+            source: ``transductive``, ``enrolment`` or ``none``),
+            ``transductive`` (the features normalised with the scored
+            rows' own statistics, whatever the source; None for
+            ``none``),
+            ``enrol_rows`` and ``enrol_features`` (those that gave the
+            statistics) and ``excluded`` (test rows left out as
+            enrolment).
+        """
+        h = self.hparams
+        enrol_rows = []
+        if h["enrol_manifest"]:
+            enrol_rows = read_manifest(
+                h["enrol_manifest"], allow_empty_emo=True
+            )
+        enrol_ids = {row["ID"] for row in enrol_rows}
+        rows = [row for row in self.parts["test"] if row["ID"] not in enrol_ids]
+        if not rows:
+            raise ManifestError(
+                f"{h['enrol_manifest']}: holds every test utterance of "
+                f"{self.sources['test']}, so none is left to score"
+            )
+        features = self.compute(rows)
+        speakers = [row["spk_id"] for row in rows]
+        mode, source = h["speaker_norm"], h["speaker_stats"]
+        norm = SpeakerStatistics(mode, self.norm.population)
+        enrol_features = None
+        if mode == "none":
+            source = "none"
+        elif source == "enrolment":
+            test_speakers = set(speakers)
+            enrol_rows = [r for r in enrol_rows if r["spk_id"] in test_speakers]
+            missing = sorted(test_speakers - {r["spk_id"] for r in enrol_rows})
+            if missing:
+                raise ManifestError(
+                    f"{h['enrol_manifest']}: no enrolment utterance of test "
+                    f"speaker(s) {', '.join(repr(s) for s in missing)}"
+                )
+            enrol_features = self.compute(enrol_rows)
+            norm.fit(
+                enrol_features,
+                [r["spk_id"] for r in enrol_rows],
+                "enrolment utterances",
+            )
+        transductive = None
+        if mode != "none":
+            own = SpeakerStatistics(mode, self.norm.population).fit(
+                features, speakers, "test utterances (transductive)"
+            )
+            transductive = own.apply(features, speakers)
+            if source == "transductive":
+                norm = own
+        return {
+            "rows": rows,
+            "features": features,
+            "normalised": norm.apply(features, speakers),
+            "transductive": transductive,
+            "stats": source,
+            "enrol_rows": enrol_rows,
+            "enrol_features": enrol_features,
+            "excluded": len(self.parts["test"]) - len(rows),
+        }
+
+
+def point_run(hparams, data, point):
+    """The hyperparameters of one grid point's training.
+
+    A fresh head (standardised on the normalised training features) and
+    speaker adversary, seeded alike for every point, with their own
+    checkpoint folder (``save_folder/<point>``), epoch counter, learning
+    rate and its annealing (``lr_final / lr`` of the yaml's).
+
+    Returns
+    -------
+    dict
+        ``hparams`` with ``point``, ``modules`` (``layer_head``,
+        ``adversary``), ``opt_class``, ``lr_annealing``,
+        ``epoch_counter``, ``checkpointer``, ``adversary``,
+        ``adversary_memory`` and ``layers`` replaced.
+    """
+    sb.utils.seed_everything(hparams["seed"])
+    layers = hparams["layer_sets"][point["layer_set"]]
+    head = hparams["layer_head"](
+        layer_dims=data.dims,
+        layers=layers,
+        n_classes=len(data.labels),
+        head_type=point["head_type"],
+    )
+    head.pooling.set_standardisation(data.normalised["train"])
+    if data.norm.population is not None:
+        head.population_mean.copy_(data.norm.population[0])
+        head.population_scale.copy_(data.norm.population[1])
+    adversary = hparams["layer_adversary"](
+        n_speakers=max(2, len(data.speakers))
+    )
+    memory = EmbeddingMemory(hparams["adv_memory"], hparams["layer_dim"])
+    counter = EpochCounter(hparams["number_of_epochs"])
+    lr = point["lr"]
+    checkpointer = AtomicCheckpointer(
+        os.path.join(hparams["save_folder"], point_name(point)),
+        recoverables={
+            "layer_head": head,
+            "adversary": adversary,
+            "adversary_memory": memory,
+            "counter": counter,
+        },
+    )
+    return {
+        **hparams,
+        "point": point,
+        "layers": layers,
+        "modules": {"layer_head": head, "adversary": adversary},
+        "adversary": adversary,
+        "adversary_memory": memory,
+        "epoch_counter": counter,
+        "checkpointer": checkpointer,
+        "opt_class": partial(hparams["opt_class"], lr=lr),
+        "lr_annealing": LinearScheduler(
+            lr, lr * hparams["lr_final"] / hparams["lr"], counter.limit
+        ),
+    }
+
+
+def best_checkpoint(checkpointer, select_from_epoch):
+    """The checkpoint a point is judged and evaluated by (see
+    :func:`~emotion_invariant.emotion.report.checkpoint_rank`), or None."""
+    return checkpointer.find_checkpoint(
+        importance_key=checkpoint_rank(select_from_epoch),
+        ckpt_predicate=lambda ckpt: "UA" in ckpt.meta,
+    )
+
+
+def select_on_dev(points, train_point, select_from_epoch=1):
+    """Train every grid point; choose the best by dev UA alone.
+
+    Arguments
+    ---------
+    points : list of dict
+        :func:`grid_points`.
+    train_point : callable
+        ``train_point(point) -> run`` trains one point on the training
+        speakers and returns its :func:`point_run` dict, whose checkpoints
+        hold the dev UA of each epoch.
+    select_from_epoch : int
+        The first epoch that can be chosen.
+
+    Returns
+    -------
+    tuple
+        ``(run, table)``: the chosen point's run, and one row per point
+        (``point``, ``dev_ua``, ``epoch``, ``chosen``). Ties go to the
+        earlier point.
+    """
+    rank = checkpoint_rank(select_from_epoch)
+    best = best_key = None
+    table = []
+    for point in points:
+        run = train_point(point)
+        ckpt = best_checkpoint(run["checkpointer"], select_from_epoch)
+        if ckpt is None:
+            raise ValueError(
+                f"{run['checkpointer'].checkpoints_dir}: no end-of-epoch "
+                f"checkpoint of grid point {point_name(point)}"
+            )
+        key = rank(ckpt)
+        table.append(
+            {
+                "point": point,
+                "name": point_name(point),
+                "dev_ua": ckpt.meta["UA"],
+                "epoch": ckpt.meta.get("epoch"),
+            }
+        )
+        if best is None or key > best_key:
+            best, best_key = run, key
+    for row in table:
+        row["chosen"] = row["point"] == best["point"]
+    return best, table
+
+
+def write_selection(hparams, table, data):
+    """Write the grid, the choice and the encoder the features came from
+    (:func:`model_key`, checked again at export) to
+    ``run_folder/selection.json``."""
+    path = os.path.join(hparams["run_folder"], SELECTION_FILE)
+    grid = {
+        key: sorted({str(row["point"][key]) for row in table})
+        for key in GRID_KEYS
+    }
+    selection = {
+        "grid": grid,
+        "points": table,
+        "feature_model": data.key,
+        "feature_settings": data.settings,
+    }
+    with atomic_open(path) as f:
+        json.dump(selection, f, indent=1)
+    return path
+
+
+def read_selection(hparams):
+    """The chosen point of a trained run, and its grid's rows."""
+    selection, point, _ = read_selection_file(hparams["run_folder"])
+    return point, selection["points"]
