@@ -18,8 +18,8 @@ from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.export import main as export_main
 from emotion_invariant.scoring import save_embeddings
 from emotion_invariant.scoring.extract import extract_embeddings
-from emotion_invariant.scoring.verify import SpeakerVerifier
-from emotion_invariant.scoring.verify import main as verify_main
+from emotion_invariant.verification.verify import SpeakerVerifier
+from emotion_invariant.verification.verify import main as verify_main
 
 ENCODER = {
     "channels": [16, 16, 16, 16, 48],

@@ -296,7 +296,7 @@ def test_skip_bad_drops_bad_rows_and_their_trials(corpus, tmp_path):
     argv = _sv_argv(corpus, out, "--debug", "--skip_bad=True")
     with (
         _warnings("emotion_invariant.data.audio_check") as dropped,
-        _warnings("emotion_invariant.scoring.evaluation") as unscored,
+        _warnings("emotion_invariant.verification.evaluation") as unscored,
     ):
         report = _load(SV_TRAIN, "sv_skip_bad").main(argv)
     assert "dropped (skip_bad)" in dropped[0]

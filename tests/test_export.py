@@ -468,7 +468,7 @@ def test_emotion_labels_predicted_for_a_backend(
     a speaker model given as the emotion model is refused."""
     from speechbrain.inference.classifiers import EncoderClassifier
 
-    import emotion_invariant.scoring.evaluation as evaluation
+    import emotion_invariant.verification.evaluation as evaluation
     from emotion_invariant.backend.fitting import main as fit_main
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

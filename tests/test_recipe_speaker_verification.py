@@ -586,7 +586,7 @@ def test_scoring_backend_at_evaluation(tiny_corpus, tmp_path, monkeypatch):
     saves it, maps the test embeddings and the score-normalisation cohort
     alike (a cohort left unmapped would normalise with scores of another
     space)."""
-    import emotion_invariant.scoring.evaluation as evaluation
+    import emotion_invariant.verification.evaluation as evaluation
     from emotion_invariant.backend import load_backend
 
     seen = {}

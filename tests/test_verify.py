@@ -9,7 +9,7 @@ import torch
 from speechbrain.dataio.encoder import CategoricalEncoder
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN, Classifier
 
-from emotion_invariant.scoring.verify import main
+from emotion_invariant.verification.verify import main
 
 MODULES = """
 compute_features: !new:speechbrain.lobes.features.Fbank

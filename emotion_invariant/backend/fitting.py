@@ -19,7 +19,7 @@ labels (and ``emo`` labels for ``emotion_nap`` and ``--pairs emotion``),
 and ``NEW_MODEL`` is written: the model with the back-end built in (see
 :mod:`emotion_invariant.backend.module`), which
 ``SpeakerRecognition.from_hparams`` and ``python -m
-emotion_invariant.scoring.verify`` apply, plus ``backend.npz``. It is
+emotion_invariant.verification.verify`` apply, plus ``backend.npz``. It is
 written under a temporary name beside ``NEW_MODEL``, loaded by
 SpeechBrain offline, then renamed: ``NEW_MODEL`` must not exist or be
 empty. The model's decision threshold, if any, was for the embeddings
@@ -60,8 +60,8 @@ from emotion_invariant.scoring.embeddings import load_embeddings
 from emotion_invariant.scoring.extract import extract_embeddings
 from emotion_invariant.scoring.report import report_paths
 from emotion_invariant.scoring.score import check_device, check_outputs
-from emotion_invariant.scoring.verify import SpeakerVerifier
 from emotion_invariant.utils import os_error_message, shorten
+from emotion_invariant.verification.verify import SpeakerVerifier
 
 #: The command that writes a model folder, named in what it writes.
 COMMAND = "python -m emotion_invariant.backend fit"
@@ -257,7 +257,7 @@ def model_card(model, backend, fitted_on):
         "",
         "No decision threshold is stored (the model's, if any, was for the "
         "embeddings before the back-end): pass one to `python -m "
-        "emotion_invariant.scoring.verify --threshold`.",
+        "emotion_invariant.verification.verify --threshold`.",
         "",
         *backend_card(backend, fitted_on),
         f"## The model it was fitted on: {model.name}",

@@ -91,7 +91,7 @@ def consistency_target(kind, anchors, pretrained=None, neutral=None):
     torch.Tensor
 
     The kind and the embeddings it needs are checked once, when the run is
-    set up (:func:`emotion_invariant.models.finetune.setup_finetuning`).
+    set up (:func:`emotion_invariant.verification.model.setup_finetuning`).
 
     Example
     -------

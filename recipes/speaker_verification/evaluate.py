@@ -2,7 +2,7 @@
 """Evaluate a trained speaker-verification model on emotional trials.
 
 Embeds the test speakers' utterances with the best checkpoint (lowest dev
-EER; :func:`emotion_invariant.scoring.evaluation.evaluate`), optionally
+EER; :func:`emotion_invariant.verification.evaluation.evaluate`), optionally
 removes the training speakers' emotion directions
 (``emotion_nap_dims``, ``nap.npz``), scores the emotional trial list, and
 writes to ``eval_folder``: ``embeddings.npz`` (as scored), ``scores.txt``,
@@ -34,8 +34,8 @@ import torch
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.distributed import DistributedBrain
 from emotion_invariant.experiment import USER_ERRORS, start_verification
-from emotion_invariant.models.finetune import load_speaker_model
-from emotion_invariant.scoring.evaluation import check_checkpoint, evaluate
+from emotion_invariant.verification.evaluation import check_checkpoint, evaluate
+from emotion_invariant.verification.model import load_speaker_model
 
 
 def main(argv=None):

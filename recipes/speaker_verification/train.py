@@ -37,7 +37,6 @@ from speechbrain.utils.distributed import main_process_only
 
 from emotion_invariant.augment.views import parallel_views, to_views
 from emotion_invariant.data.steps import training_steps
-from emotion_invariant.data.verification import dataio_prep
 from emotion_invariant.distributed import DistributedBrain, ddp_destroy_group
 from emotion_invariant.experiment import USER_ERRORS, start_verification
 from emotion_invariant.losses.consistency import (
@@ -46,14 +45,15 @@ from emotion_invariant.losses.consistency import (
 )
 from emotion_invariant.losses.terms import WeightedTerms
 from emotion_invariant.models.embedder import embed
-from emotion_invariant.models.finetune import (
-    hold_pretrained,
+from emotion_invariant.models.finetune import hold_pretrained
+from emotion_invariant.utils import step_seed
+from emotion_invariant.verification.data import dataio_prep
+from emotion_invariant.verification.evaluation import embedded_eer, evaluate
+from emotion_invariant.verification.model import (
     init_head,
     load_speaker_model,
     setup_finetuning,
 )
-from emotion_invariant.scoring.evaluation import embedded_eer, evaluate
-from emotion_invariant.utils import step_seed
 
 #: The loss terms, as logged; each is weighted by ``<term>_weight``.
 TERMS = ("aam", "erl", "supcon", "distill", "l2sp")

@@ -1,0 +1,12 @@
+"""Deprecated: moved to :mod:`emotion_invariant.scoring.score`, where its
+command line is ``python -m emotion_invariant.scoring``; this path goes in
+release 0.3.0."""
+
+import sys
+
+from emotion_invariant.deprecation import moved
+
+moved(globals(), "emotion_invariant.score", "emotion_invariant.scoring.score")
+
+if __name__ == "__main__":
+    sys.exit(main())  # noqa: F821 (set by moved)
