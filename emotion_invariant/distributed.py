@@ -30,8 +30,6 @@ import torch.distributed.nn  # noqa: F401
 from speechbrain.utils.distributed import ddp_barrier
 from torch.nn.parallel import DistributedDataParallel
 
-from emotion_invariant.losses.adversarial import training_progress
-
 
 def uses_sync_batchnorm(device):
     """Whether DDP modules on ``device`` get synchronised batch norm.
@@ -126,7 +124,7 @@ class DistributedBrain(sb.core.Brain):
         """Fraction of training done, for schedules such as the gradient
         reversal's: ``epoch`` and ``step`` of ``steps_per_epoch`` and
         ``number_of_epochs`` (hyperparameters), see
-        :func:`emotion_invariant.losses.adversarial.training_progress`.
+        :func:`training_progress`.
 
         Example
         -------
@@ -144,6 +142,21 @@ class DistributedBrain(sb.core.Brain):
             self.hparams.steps_per_epoch,
             self.hparams.number_of_epochs,
         )
+
+
+def training_progress(epoch, step, steps_per_epoch, n_epochs):
+    """Fraction of training done at ``step`` (from 1) of ``epoch`` (from
+    1), clipped to ``[0, 1]``: the clock of a reversal schedule.
+
+    Example
+    -------
+    >>> training_progress(2, 1, steps_per_epoch=10, n_epochs=4)
+    0.25
+    >>> training_progress(5, 1, steps_per_epoch=10, n_epochs=4)
+    1.0
+    """
+    done = (epoch - 1) + (step - 1) / steps_per_epoch
+    return min(1.0, max(0.0, done / n_epochs))
 
 
 def ddp_destroy_group():

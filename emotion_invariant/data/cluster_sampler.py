@@ -9,12 +9,10 @@ clusters. Emotion labels are never read, so unlabelled speech can be used.
 
 import numpy as np
 
-from emotion_invariant.models.embedder import ECAPA_SIZES
 from emotion_invariant.utils import as_rng
 
 MODES = ("cluster", "random_same_speaker")
 MULTITASK = ("none", "speaker", "adversary")
-SPEAKER_MODEL_SIZES = tuple(ECAPA_SIZES)
 
 
 class PretrainError(ValueError):
@@ -211,13 +209,17 @@ class ClusterPairSampler:
         return (rows if pool is None else pool[rows]).tolist()
 
 
-def check_settings(hparams):
+def check_settings(hparams, model_sizes=None):
     """Fail early on switches the pretraining cannot combine.
 
     Arguments
     ---------
     hparams : dict
         The loaded hyperparameters.
+    model_sizes : iterable of str, optional
+        The size keys the speaker model takes (the recipe passes
+        :data:`emotion_invariant.models.embedder.ECAPA_SIZES`); unknown
+        keys in ``speaker_model_sizes`` are refused. Not checked when None.
 
     Example
     -------
@@ -253,11 +255,11 @@ def check_settings(hparams):
             "positives: cluster needs clusters: set clusters_file (a "
             "clusters.csv) or speaker_model (a local ECAPA folder)"
         )
-    unknown = set(hparams["speaker_model_sizes"]) - set(SPEAKER_MODEL_SIZES)
-    if unknown:
+    unknown = set(hparams["speaker_model_sizes"]) - set(model_sizes or ())
+    if model_sizes is not None and unknown:
         raise PretrainError(
             f"speaker_model_sizes: unknown key(s) {', '.join(sorted(unknown))}"
-            f"; expected {', '.join(SPEAKER_MODEL_SIZES)}"
+            f"; expected {', '.join(model_sizes)}"
         )
     within = (
         hparams["positives"] == "cluster"

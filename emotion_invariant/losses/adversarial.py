@@ -565,18 +565,3 @@ class EmbeddingMemory(torch.nn.Module):
             replay = head(stored), stored_labels
         self.push(embeddings, labels)
         return replay
-
-
-def training_progress(epoch, step, steps_per_epoch, n_epochs):
-    """Fraction of training done at ``step`` (from 1) of ``epoch`` (from
-    1), clipped to ``[0, 1]``: the clock of a reversal schedule.
-
-    Example
-    -------
-    >>> training_progress(2, 1, steps_per_epoch=10, n_epochs=4)
-    0.25
-    >>> training_progress(5, 1, steps_per_epoch=10, n_epochs=4)
-    1.0
-    """
-    done = (epoch - 1) + (step - 1) / steps_per_epoch
-    return min(1.0, max(0.0, done / n_epochs))

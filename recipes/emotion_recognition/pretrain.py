@@ -51,9 +51,14 @@ from emotion_invariant.data.pretraining import pair_dataset, pretraining_rows
 from emotion_invariant.distributed import DistributedBrain, ddp_destroy_group
 from emotion_invariant.experiment import USER_ERRORS, requested_folds, start_run
 from emotion_invariant.losses.supcon import speaker_supcon
-from emotion_invariant.models.embedder import embed
+from emotion_invariant.models.embedder import ECAPA_SIZES, embed
 from emotion_invariant.models.finetune import resize_output
 from emotion_invariant.models.pretrained import save_encoder
+
+
+def check_pretraining(hparams):
+    """The pretraining's switches, the speaker model's size keys included."""
+    check_settings(hparams, model_sizes=ECAPA_SIZES)
 
 
 class ClusterContrastiveBrain(DistributedBrain):
@@ -142,7 +147,7 @@ def build(argv, fold=None):
         ``(brain, hparams, dataset)``.
     """
     # pretraining_rows checks the audio it reads
-    hparams, run_opts = start_run(argv, fold, check_settings, audio=())
+    hparams, run_opts = start_run(argv, fold, check_pretraining, audio=())
     rows = pretraining_rows(hparams)
     device = run_opts.get("device") or infer_device()
     clusters = pretraining_clusters(hparams, rows, device)
@@ -162,7 +167,7 @@ def build(argv, fold=None):
 def main(argv=None):
     """Pretrain once per requested fold; returns the last encoder's path."""
     argv = list(argv or sys.argv[1:])
-    for fold in requested_folds(argv, check_settings):
+    for fold in requested_folds(argv, check_pretraining):
         brain, hparams, data = build(argv, fold)
         loader = {
             "batch_sampler": hparams["batch_sampler"],
