@@ -87,3 +87,148 @@ def test_the_checks_see_each_way_of_loading_a_recipe(tmp_path):
     assert library_violations(path) == [
         "imports recipes.emotion_recognition.train"
     ]
+
+
+#: The layers of the package, from the bottom up (docs/architecture.md): a
+#: module imports from its own layer or those below, never above; the most
+#: specific entry names a module's layer. The recipes are above them all.
+LAYERS = (
+    (
+        "utils",
+        "hparams",
+        "runlock",
+        "checkpoints",
+        "deprecation",
+        "compare",
+        "distributed",
+    ),
+    ("augment", "losses", "data", "scoring"),
+    ("models", "backend"),
+    ("emotion", "verification", "clustering", "experiment", "suite"),
+    # Above the tasks: what writes model folders of every task, and the
+    # old paths of moved modules (aliases of anything, for one release).
+    (
+        "models.export",
+        "backend.fitting",
+        "backend.__main__",
+        "score",
+        "export",
+        "verify",
+        "cluster",
+    ),
+)
+
+
+def _modules():
+    """Dotted name -> path of every library module."""
+    found = {}
+    for path in LIBRARY:
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        found[".".join(parts)] = path
+    return found
+
+
+def _resolve(name, modules):
+    """The library module an imported name lives in (longest prefix)."""
+    parts = name.split(".")
+    while parts and ".".join(parts) not in modules:
+        parts.pop()
+    return ".".join(parts) or None
+
+
+def import_graph():
+    """Library module -> the library modules it imports (lazy ones too)."""
+    modules = _modules()
+    graph = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(), str(path))
+        targets = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                targets.add(node.module)
+                targets.update(f"{node.module}.{a.name}" for a in node.names)
+        graph[name] = {
+            found
+            for target in targets
+            if target.startswith("emotion_invariant")
+            and (found := _resolve(target, modules)) not in (None, name)
+        }
+    return graph
+
+
+def layer_of(module):
+    """The index in :data:`LAYERS` of a dotted library module name."""
+    rest = module.split(".", 1)[1] if "." in module else ""
+    best, depth = None, -1
+    for k, names in enumerate(LAYERS):
+        for entry in names:
+            if (rest == entry or rest.startswith(entry + ".")) and len(
+                entry
+            ) > depth:
+                best, depth = k, len(entry)
+    return best
+
+
+def cycles(graph):
+    """The import circles of ``graph`` (strongly connected components)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                part.append(w)
+                if w == v:
+                    break
+            if len(part) > 1:
+                found.append(sorted(part))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_every_library_module_has_a_layer():
+    unplaced = [m for m in _modules() if m != "emotion_invariant"]
+    unplaced = [m for m in unplaced if layer_of(m) is None]
+    assert not unplaced, unplaced
+
+
+def test_no_module_imports_a_layer_above_its_own():
+    graph = import_graph()
+    upward = sorted(
+        f"{a} ({layer_of(a)}) imports {b} ({layer_of(b)})"
+        for a, targets in graph.items()
+        for b in targets
+        if b != "emotion_invariant" and layer_of(b) > layer_of(a)
+    )
+    assert not upward, upward
+
+
+def test_no_import_circles():
+    assert cycles(import_graph()) == []
+
+
+def test_the_layer_checks_see_a_circle_and_an_upward_import():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [
+        ["a", "b", "c"]
+    ]
+    assert layer_of("emotion_invariant.scoring.metrics") == 1
+    assert layer_of("emotion_invariant.models.export") == 4
+    assert layer_of("emotion_invariant.models.embedder") == 2

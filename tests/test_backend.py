@@ -480,3 +480,12 @@ def test_study_fits_on_predicted_labels_and_scores_on_the_true_ones(
     assert same == true
     assert len(seen) == 3 * (2 * 3 + 1)  # folds x (grid x inner folds + 1)
     assert all(labels <= set(renamed.values()) for labels in seen)
+
+
+def test_every_member_is_registered_by_its_kind():
+    """The package's table of members and the registry its members fill
+    as they are defined (which a chain reads) are the same."""
+    from emotion_invariant.backend import KINDS
+    from emotion_invariant.backend.base import REGISTRY
+
+    assert KINDS == REGISTRY

@@ -127,11 +127,17 @@ def within_speaker_offsets(x, rows):
     return offsets[keep], 1 / counts[codes][keep]
 
 
+#: Every member class, by its ``kind``: filled as each subclass of
+#: :class:`Backend` is defined (the package imports them all).
+REGISTRY = {}
+
+
 class Backend:
     """A fitted back-end: a map of the embeddings, then cosine scoring.
 
     Subclasses set :attr:`kind`, fill :attr:`arrays` when fitted and
-    implement :meth:`project`, the map before length normalisation.
+    implement :meth:`project`, the map before length normalisation; a
+    subclass with a ``kind`` is registered in :data:`REGISTRY`.
 
     Arguments
     ---------
@@ -142,6 +148,11 @@ class Backend:
     """
 
     kind = None
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.kind is not None:
+            REGISTRY[cls.kind] = cls
 
     def __init__(self, arrays, settings=None):
         self.arrays = {k: np.asarray(v) for k, v in arrays.items()}

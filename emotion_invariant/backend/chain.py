@@ -7,6 +7,7 @@ built into a model folder. On RAVDESS, within-speaker (or emotion) NAP
 followed by WCCN beats either alone (docs/results/backend_ravdess.md).
 """
 
+from emotion_invariant.backend.base import REGISTRY as KINDS
 from emotion_invariant.backend.base import Backend, BackendError, unit
 
 
@@ -32,8 +33,6 @@ class Chain(Backend):
 
     def __init__(self, arrays, settings=None):
         super().__init__(arrays, settings)
-        from emotion_invariant.backend import KINDS
-
         self.members = []
         for k, (kind, member_settings) in enumerate(self.settings["members"]):
             prefix = f"{k}."
@@ -47,8 +46,6 @@ class Chain(Backend):
     @classmethod
     def fit(cls, embeddings, speakers, nuisances=None, members=()):
         """Fit each member on the previous one's output."""
-        from emotion_invariant.backend import KINDS
-
         if not members:
             raise BackendError("chain: no members given")
         x = unit(embeddings)

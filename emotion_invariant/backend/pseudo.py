@@ -24,6 +24,7 @@ import pathlib
 import tempfile
 from collections import Counter
 
+import ruamel.yaml
 import torch
 
 from emotion_invariant.backend.base import BackendError
@@ -50,8 +51,6 @@ class EmotionLabeller:
     def __init__(self, folder, device="cpu"):
         from speechbrain.inference.classifiers import EncoderClassifier
 
-        from emotion_invariant.models.export import read_config
-
         folder, device = pathlib.Path(folder), str(device)
         config = folder / "hyperparams.yaml"
         if not config.is_file():
@@ -60,7 +59,9 @@ class EmotionLabeller:
                 "an emotion model folder (python -m "
                 "emotion_invariant.models.export on an emotion run)"
             )
-        task = read_config(config).get("task")
+        with open(config, encoding="utf-8") as f:
+            # The task key is plain; the modules' tags need no resolving.
+            task = ruamel.yaml.YAML().load(f).get("task")
         if task != "emotion":
             raise BackendError(
                 f"--emotion-model {folder}: a {task or 'speaker'} model; "
