@@ -225,6 +225,10 @@ def test_enrolment_utterances_give_the_statistics_and_are_not_scored(
         test & enrol_ids
     )
     assert report["centred"]["statistics"] == "enrolment"
+    # only the chosen point's best checkpoint is kept
+    chosen = [p["name"] for p in _selection(run)["points"] if p["chosen"]]
+    assert [p.name for p in (run / "save").iterdir()] == chosen
+    assert len(list((run / "save" / chosen[0]).glob("CKPT+*"))) == 1
     # the same model with the scored utterances' own statistics, beside
     assert set(report["frozen_layers"]["transductive"]) == {
         "ua",

@@ -38,8 +38,8 @@ def enrolment_rows(rows, per_speaker, seed=0):
     >>> rows = [{"ID": f"{s}{i}", "spk_id": s, "emo": "ang", "emo_raw": "A"}
     ...         for s in "ab" for i in range(4)]
     >>> chosen = enrolment_rows(rows, 2, seed=1)
-    >>> len(chosen), {r["spk_id"] for r in chosen}, chosen[0]["emo"]
-    (4, {'a', 'b'}, '')
+    >>> len(chosen), sorted({r["spk_id"] for r in chosen}), chosen[0]["emo"]
+    (4, ['a', 'b'], '')
     """
     chosen = reference_rows(rows, per_speaker=per_speaker, seed=seed)
     out = []

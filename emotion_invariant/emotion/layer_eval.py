@@ -28,16 +28,17 @@ from emotion_invariant.emotion.layer_run import (
     read_selection,
 )
 from emotion_invariant.emotion.metrics import classification_report
-from emotion_invariant.emotion.probe import speaker_probe
+from emotion_invariant.emotion.probe import probe_rows, speaker_probe
 from emotion_invariant.emotion.report import (
-    centred_backend,
     checkpoint_rank,
-    probe_rows,
     run_markdown,
     summarize,
     write_report,
 )
-from emotion_invariant.emotion.speaker_norm import SpeakerStatistics
+from emotion_invariant.emotion.speaker_norm import (
+    SpeakerStatistics,
+    centred_backend,
+)
 from emotion_invariant.utils import atomic_open
 
 

@@ -15,6 +15,7 @@ choice.
 import itertools
 import json
 import os
+import shutil
 from functools import partial
 
 import speechbrain as sb
@@ -469,6 +470,32 @@ def select_on_dev(points, train_point, select_from_epoch=1):
     for row in table:
         row["chosen"] = row["point"] == best["point"]
     return best, table
+
+
+def prune_grid(hparams, run, table):
+    """Delete the checkpoints that evaluation and export never read.
+
+    Once the choice is made (and written), the other grid points' folders
+    go, and the chosen point keeps its best checkpoint only: a grid of 8
+    points would otherwise keep 16 checkpoints of every fold.
+
+    Arguments
+    ---------
+    hparams : dict
+        The run's hyperparameters (``save_folder``, ``select_from_epoch``).
+    run : dict
+        The chosen point's :func:`point_run`.
+    table : list of dict
+        The grid's rows (:func:`select_on_dev`).
+    """
+    for row in table:
+        folder = os.path.join(hparams["save_folder"], row["name"])
+        if not row["chosen"] and os.path.isdir(folder):
+            shutil.rmtree(folder)
+    run["checkpointer"].delete_checkpoints(
+        num_to_keep=1,
+        importance_keys=[checkpoint_rank(hparams["select_from_epoch"])],
+    )
 
 
 def write_selection(hparams, table, data):

@@ -8,6 +8,7 @@ speaker's utterances and is scored on the others. Accuracy near chance
 means little linearly decodable speaker information is left.
 """
 
+import random
 from collections import Counter
 
 import numpy as np
@@ -151,3 +152,25 @@ def speaker_probe(
         "n_test": int(test.size),
         "skipped_speakers": skipped,
     }
+
+
+def probe_rows(rows, per_speaker=None, seed=0):
+    """Up to ``per_speaker`` utterances of each speaker, drawn with ``seed``.
+
+    Example
+    -------
+    >>> rows = [{"ID": str(i), "spk_id": "ab"[i % 2]} for i in range(6)]
+    >>> len(probe_rows(rows, per_speaker=2)), len(probe_rows(rows))
+    (4, 6)
+    """
+    if per_speaker is None:
+        return list(rows)
+    by_speaker = {}
+    for row in rows:
+        by_speaker.setdefault(row["spk_id"], []).append(row)
+    rng = random.Random(seed)
+    chosen = []
+    for spk in sorted(by_speaker):
+        group = by_speaker[spk]
+        chosen.extend(rng.sample(group, min(per_speaker, len(group))))
+    return chosen

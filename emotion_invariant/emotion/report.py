@@ -16,14 +16,9 @@ import glob
 import json
 import logging
 import os
-import random
 from functools import partial
 
-import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from emotion_invariant.data.folds import ROLES
 from emotion_invariant.data.manifest import read_manifest
@@ -35,8 +30,8 @@ from emotion_invariant.emotion.metrics import (
     plot_confusion,
     pool_confusions,
 )
-from emotion_invariant.emotion.probe import speaker_probe
-from emotion_invariant.emotion.speaker_norm import speaker_centre
+from emotion_invariant.emotion.probe import probe_rows, speaker_probe
+from emotion_invariant.emotion.speaker_norm import centred_backend
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.scoring.extract import extract_embeddings
 from emotion_invariant.utils import atomic_open
@@ -195,83 +190,6 @@ def embed_reusing(rows, known_ids, known, embed_rows):
         parts.append(computed)
     position = {uid: i for i, uid in enumerate(ids)}
     return torch.cat(parts)[[position[str(row["ID"])] for row in rows]]
-
-
-def probe_rows(rows, per_speaker=None, seed=0):
-    """Up to ``per_speaker`` utterances of each speaker, drawn with ``seed``.
-
-    Example
-    -------
-    >>> rows = [{"ID": str(i), "spk_id": "ab"[i % 2]} for i in range(6)]
-    >>> len(probe_rows(rows, per_speaker=2)), len(probe_rows(rows))
-    (4, 6)
-    """
-    if per_speaker is None:
-        return list(rows)
-    by_speaker = {}
-    for row in rows:
-        by_speaker.setdefault(row["spk_id"], []).append(row)
-    rng = random.Random(seed)
-    chosen = []
-    for spk in sorted(by_speaker):
-        group = by_speaker[spk]
-        chosen.extend(rng.sample(group, min(per_speaker, len(group))))
-    return chosen
-
-
-def centred_backend(train, test, labels, c=1.0, seed=0, centre=True):
-    """Emotion from speaker-centred embeddings: fit on train, score test.
-
-    Each side's embeddings are centred on their speakers' means (see
-    :func:`emotion_invariant.emotion.speaker_norm.speaker_centre`), then a
-    logistic regression on standardised inputs learns the training
-    speakers' emotions and predicts the test speakers'. ``centre=False``
-    gives the same classifier on the embeddings as they are: the control
-    that tells the centring's gain from the classifier's.
-
-    Arguments
-    ---------
-    train, test : tuple
-        ``(embeddings [N, D], speakers, emotion indices)`` each.
-    labels : list of str
-        Emotion names, indexed by the emotion indices.
-    c : float
-        Inverse L2 strength of the logistic regression.
-    seed : int
-        Seed of the solver.
-    centre : bool
-        Centre on the speakers' means (False: the control).
-
-    Returns
-    -------
-    dict
-        :func:`emotion_invariant.emotion.metrics.classification_report` of
-        the test side.
-
-    Example
-    -------
-    >>> rng = np.random.default_rng(0)
-    >>> def side(n_spk):
-    ...     spk = np.repeat(np.arange(n_spk), 20)
-    ...     emo = np.tile([0, 1], 10 * n_spk)
-    ...     x = 10 * rng.normal(size=(n_spk, 3))[spk] + np.eye(3)[emo]
-    ...     return x + 0.1 * rng.normal(size=x.shape), spk, emo
-    >>> train, test = side(6), side(3)
-    >>> centred_backend(train, test, ["neu", "ang"])["ua"]
-    1.0
-    >>> centred_backend(train, test, ["neu", "ang"], centre=False)["ua"] < 0.9
-    True
-    """
-    x_train, x_test = (
-        speaker_centre(x, spk) if centre else np.asarray(x, dtype=np.float64)
-        for x, spk, _ in (train, test)
-    )
-    model = make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=c, max_iter=2000, random_state=seed),
-    )
-    model.fit(x_train, np.asarray(train[2]))
-    return classification_report(list(test[2]), model.predict(x_test), labels)
 
 
 def evaluate(brain, hparams):
@@ -559,6 +477,10 @@ def summarize(hparams):
         "pooled": pooled,
         "labels": labels,
         "confusion": confusion.tolist(),
+        # Where the test speakers' means came from (enrol_manifest or not).
+        "centred_statistics": sorted(
+            {r.get("centred", {}).get("statistics", "own") for r in reports}
+        ),
     }
     write_report(summary, out, summary_markdown(summary))
     print(summary_markdown(summary))
@@ -620,7 +542,12 @@ def summary_markdown(summary):
         + (
             " UA LR: a logistic regression on the embeddings; UA LR "
             "centred: the same on the embeddings centred on each speaker's "
-            "mean, the test speakers' over their own utterances."
+            "mean, the test speakers' over their "
+            + (
+                "enrolment utterances."
+                if summary.get("centred_statistics") == ["enrolment"]
+                else "own utterances."
+            )
             if BACKENDS[0] in metrics
             else ""
         ),

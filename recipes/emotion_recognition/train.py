@@ -57,6 +57,7 @@ from emotion_invariant.emotion.layer_run import (
     check_emotion_settings,
     grid_points,
     point_run,
+    prune_grid,
     select_on_dev,
     write_selection,
 )
@@ -294,6 +295,7 @@ def run_frozen_layers(hparams, run_opts):
         hparams["select_from_epoch"],
     )
     run_on_main(write_selection, args=[hparams, table, data])
+    run_on_main(prune_grid, args=[hparams, chosen, table])
     main_process_only(evaluate_layers)(hparams, data, chosen, table)
 
 
