@@ -210,3 +210,80 @@ def test_one_utterance_speaker_falls_back_with_a_warning(caplog):
     out = test.apply(torch.tensor([[5.0, 5.0], [0.0, 0.0]]), ["lone", "pair"])
     # lone: the training speakers' average mean (6.5, 2); pair: its own
     torch.testing.assert_close(out, torch.tensor([[-1.5, 3.0], [-1.0, -1.0]]))
+
+
+def test_global_norm_encoder_brings_its_fbank_statistics(tmp_path):
+    from emotion_invariant.emotion.layer_model import load_frozen_encoder
+
+    trained = _modules(seed=1)
+    norm = InputNormalization(norm_type="global", std_norm=False).train()
+    norm(torch.randn(4, 30, 8) + 3, torch.ones(4))
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    torch.save(
+        trained["embedding_model"].state_dict(),
+        folder / "embedding_model.ckpt",
+    )
+    fresh = _modules(seed=2)
+    with pytest.raises(ValueError, match="no normalizer.ckpt"):
+        load_frozen_encoder(
+            str(folder),
+            fresh["embedding_model"],
+            fresh["mean_var_norm"],
+            "global",
+        )
+    norm._save(folder / "normalizer.ckpt")
+    loaded = InputNormalization(norm_type="global", std_norm=False)
+    load_frozen_encoder(str(folder), fresh["embedding_model"], loaded, "global")
+    torch.testing.assert_close(loaded.glob_mean, norm.glob_mean)
+    for a, b in zip(
+        fresh["embedding_model"].parameters(),
+        trained["embedding_model"].parameters(),
+    ):
+        assert torch.equal(a, b)
+
+
+def test_enrolment_command(tmp_path, capsys):
+    from emotion_invariant.data.manifest import read_manifest, write_manifest
+    from emotion_invariant.emotion.enrolment import main
+
+    rows = [
+        {
+            "ID": f"{s}{i}",
+            "duration": 1.0,
+            "wav": f"{s}{i}.wav",
+            "spk_id": s,
+            "emo": ("neu", "ang")[i % 2],
+        }
+        for s in "ab"
+        for i in range(5)
+    ]
+    manifest = tmp_path / "m.csv"
+    write_manifest(rows, manifest)
+    out = tmp_path / "enrol.csv"
+    assert main([str(manifest), str(out), "--per_speaker", "2"]) == 0
+    enrol = read_manifest(out, allow_empty_emo=True)
+    assert sorted(r["spk_id"] for r in enrol) == ["a", "a", "b", "b"]
+    assert {r["emo"] for r in enrol} == {""}  # unlabelled
+    # the draw reads no label: other emotions, the same utterances
+    for row in rows:
+        row["emo"] = "sad"
+    write_manifest(rows, manifest)
+    again = tmp_path / "again.csv"
+    assert main([str(manifest), str(again), "--per_speaker", "2"]) == 0
+    assert [r["ID"] for r in read_manifest(again, allow_empty_emo=True)] == [
+        r["ID"] for r in enrol
+    ]
+    for argv, message in (
+        ([str(manifest), str(manifest)], "the input manifest"),
+        (
+            [str(manifest), str(tmp_path / "x.csv"), "--per_speaker", "0"],
+            "1 or",
+        ),
+        ([str(tmp_path / "none.csv"), str(tmp_path / "y.csv")], "not found"),
+    ):
+        assert main(argv) == 1
+        assert message in capsys.readouterr().err
+    assert (
+        not (tmp_path / "x.csv").exists() and not (tmp_path / "y.csv").exists()
+    )

@@ -304,11 +304,72 @@ def test_settings_that_cannot_work_are_refused_before_training(
         + ["--speaker_stats=enrolment"],
         "'epochs' is not a grid key": ["--select_grid={epochs: [3]}"],
         "layer_set .top. is not a key": ["--select_grid={layer_set: [top]}"],
-        "norm_type global": ["--norm_type=global"],
+        "a random encoder": ["--norm_type=global"],
         "no such file": ["--enrol_manifest=/nowhere/enrol.csv"],
     }
     for i, (message, extra) in enumerate(cases.items()):
         out = tmp_path / str(i)
         with pytest.raises(ValueError, match=message):
-            recipe.main(_argv(tiny_corpus, out, encoder_file, *extra))
+            encoder = "null" if "random" in message else encoder_file
+            recipe.main(_argv(tiny_corpus, out, encoder, *extra))
         assert not (out / "fold_2").exists()
+
+
+def test_evaluation_refuses_an_enrolment_without_a_test_speaker(
+    enrolled_run, tiny_corpus, encoder_file, tmp_path
+):
+    run, enrol = enrolled_run
+    test_speakers = {
+        row["spk_id"] for row in read_manifest(run / "manifests" / "test.csv")
+    }
+    rows = read_manifest(enrol, allow_empty_emo=True)
+    missing = sorted(test_speakers)[0]
+    partial = tmp_path / "partial.csv"
+    write_manifest([r for r in rows if r["spk_id"] != missing], partial)
+    before = (run / "eval" / "report.json").read_text()
+    with pytest.raises(ValueError, match=f"test speaker\\(s\\) '{missing}'"):
+        _load("evaluate").main(
+            _argv(
+                tiny_corpus,
+                run.parent,
+                encoder_file,
+                "--number_of_epochs=2",
+                "--speaker_norm=centre",
+                "--speaker_stats=enrolment",
+                f"--enrol_manifest={partial}",
+            )
+        )
+    assert (run / "eval" / "report.json").read_text() == before
+
+
+def test_export_refuses_an_encoder_that_changed_since_training(
+    enrolled_run, tmp_path
+):
+    from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
+
+    from emotion_invariant.models.export import ExportError, export
+
+    run, _ = enrolled_run
+    copy = tmp_path / "run"
+    shutil.copytree(run.parent, copy)
+    other = tmp_path / "other.ckpt"
+    torch.manual_seed(5)
+    save_encoder(
+        ECAPA_TDNN(
+            24,
+            channels=[16, 16, 16, 16, 48],
+            attention_channels=8,
+            lin_neurons=16,
+        ),
+        other,
+    )
+    config = copy / "hyperparams.yaml"
+    text = config.read_text()
+    line = next(
+        x for x in text.splitlines() if x.startswith("pretrained_encoder:")
+    )
+    config.write_text(text.replace(line, f"pretrained_encoder: {other}"))
+    with pytest.raises(ExportError, match="not the encoder the run's features"):
+        export(copy / "fold_2", tmp_path / "model")
+    # no model folder, no temporary one
+    assert {p.name for p in tmp_path.iterdir()} == {"run", "other.ckpt"}

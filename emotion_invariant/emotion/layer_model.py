@@ -34,7 +34,10 @@ from emotion_invariant.emotion.layer_features import (
 )
 from emotion_invariant.emotion.layer_head import LayerClassifier, LayerPooling
 from emotion_invariant.emotion.speaker_norm import MODES, SpeakerStatistics
-from emotion_invariant.models.pretrained import load_pretrained_encoder
+from emotion_invariant.models.pretrained import (
+    load_pretrained_ecapa,
+    load_pretrained_encoder,
+)
 
 #: A frozen-layer run's record of its grid and choice, in its run folder.
 SELECTION_FILE = "selection.json"
@@ -233,6 +236,54 @@ def export_modules(cfg, point, n_classes):
     return (LayerEmbedding, embedding), (LayerClassifier, classifier)
 
 
+def load_frozen_encoder(path, encoder, normalizer, norm_type):
+    """Load the frozen encoder of a frozen-layer run, and its fbank
+    statistics with ``norm_type: global``.
+
+    Arguments
+    ---------
+    path : str
+        ``pretrained_encoder``: a published model folder, an
+        ``encoder.ckpt``, or a recipe's checkpoints (a ``CKPT+...`` folder
+        or the ``save`` folder holding them).
+    encoder : torch.nn.Module
+        The ECAPA-TDNN to load.
+    normalizer : speechbrain.processing.features.InputNormalization
+        The fbank normalisation, given the statistics the encoder was
+        trained with (the checkpoint's ``normalizer.ckpt``) for ``global``.
+    norm_type : str
+        The run's ``norm_type``.
+
+    Returns
+    -------
+    str
+        The file or checkpoint folder loaded.
+
+    Raises
+    ------
+    ValueError
+        For ``global`` without a ``normalizer.ckpt`` beside the encoder.
+    """
+    used = load_pretrained_encoder(path, encoder)
+    if norm_type != "global":
+        return used
+    if not os.path.isfile(os.path.join(used, "normalizer.ckpt")):
+        raise ValueError(
+            f"{path}: norm_type global normalises the fbank with the "
+            "statistics the encoder was trained with, and there is no "
+            "normalizer.ckpt beside it; point pretrained_encoder at the "
+            "recipe's checkpoint (a CKPT+... folder or its save folder) "
+            "or use --norm_type sentence"
+        )
+    load_pretrained_ecapa(
+        used,
+        encoder,
+        mean_var_norm_emb=normalizer,
+        names={"mean_var_norm_emb": "normalizer.ckpt"},
+    )
+    return used
+
+
 def point_name(point):
     """A grid point's name (its checkpoints' folder under ``save``).
 
@@ -276,8 +327,10 @@ def write_model_files(folder, cfg, ckpt, selection):
     """Write ``embedding_model.ckpt`` and ``classifier.ckpt`` of an
     exported frozen-layer run into ``folder``.
 
-    The encoder is loaded from the run's ``pretrained_encoder`` and
-    checked to be the one the run's features came from; the layer
+    The encoder (and, with ``norm_type: global``, its fbank statistics,
+    written as ``mean_var_norm.ckpt``) is loaded from the run's
+    ``pretrained_encoder`` (:func:`load_frozen_encoder`) and checked to be
+    the one the run's features came from; the layer
     weighting, the training speakers' statistics and the classifier come
     from the chosen point's ``layer_head.ckpt``.
 
@@ -309,7 +362,12 @@ def write_model_files(folder, cfg, ckpt, selection):
     with open(os.path.join(folder, "hyperparams.yaml"), encoding="utf-8") as f:
         hparams = load_hyperpyyaml(f)
     model, classifier = hparams["embedding_model"], hparams["classifier"]
-    load_pretrained_encoder(cfg["pretrained_encoder"], model.encoder)
+    normalizer = hparams["mean_var_norm"]
+    load_frozen_encoder(
+        cfg["pretrained_encoder"], model.encoder, normalizer, cfg["norm_type"]
+    )
+    if cfg["norm_type"] == "global":
+        normalizer._save(os.path.join(folder, "mean_var_norm.ckpt"))
     modules = {
         "compute_features": hparams["compute_features"],
         "mean_var_norm": hparams["mean_var_norm"],

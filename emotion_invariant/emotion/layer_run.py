@@ -36,16 +36,14 @@ from emotion_invariant.emotion.layer_features import (
 from emotion_invariant.emotion.layer_head import HEAD_TYPES
 from emotion_invariant.emotion.layer_model import (
     SELECTION_FILE,
+    load_frozen_encoder,
     point_name,
     read_selection_file,
 )
 from emotion_invariant.emotion.report import check_selection, checkpoint_rank
 from emotion_invariant.emotion.speaker_norm import MODES, SpeakerStatistics
 from emotion_invariant.losses.adversarial import EmbeddingMemory
-from emotion_invariant.models.pretrained import (
-    load_pretrained_encoder,
-    warn_other_norm,
-)
+from emotion_invariant.models.pretrained import warn_other_norm
 from emotion_invariant.utils import atomic_open
 
 #: The settings a grid can vary, and the key each one sets.
@@ -72,12 +70,12 @@ def check_layer_settings(hparams):
     """
     if not hparams.get("frozen_layers"):
         return
-    if hparams["norm_type"] == "global":
+    if hparams["norm_type"] == "global" and not hparams["pretrained_encoder"]:
         raise ValueError(
             "frozen_layers: norm_type global normalises the fbank with "
-            "statistics learnt while training the encoder, which a frozen "
-            "encoder does not train; use --norm_type sentence (the "
-            "published ECAPA's)"
+            "statistics learnt while training the encoder, and a random "
+            "encoder (pretrained_encoder: null) has none; use --norm_type "
+            "sentence (the published ECAPA's)"
         )
     sets = hparams["layer_sets"]
     if not isinstance(sets, dict) or not sets:
@@ -208,8 +206,11 @@ class LayerData:
         )
         encoder = hparams["embedding_model"]
         if hparams["pretrained_encoder"]:
-            used = load_pretrained_encoder(
-                hparams["pretrained_encoder"], encoder
+            used = load_frozen_encoder(
+                hparams["pretrained_encoder"],
+                encoder,
+                hparams["mean_var_norm"],
+                hparams["norm_type"],
             )
             warn_other_norm(used, hparams["norm_type"])
         self.modules = {
