@@ -840,11 +840,11 @@ def _export(run, out, checkpoint, backend_path, stack):
         "embedding_model.ckpt": ckpt / "embedding_model.ckpt",
         "classifier.ckpt": ckpt / f"{TASKS[task]['head']}.ckpt",
     }
-    if point is not None:
-        # Both files are built from the head's and the pretrained encoder's.
-        sources = {"classifier.ckpt": ckpt / "layer_head.ckpt"}
     if global_norm:
         sources["mean_var_norm.ckpt"] = ckpt / "normalizer.ckpt"
+    if point is not None:
+        # Every file is built from the head's and the pretrained encoder's.
+        sources = {"classifier.ckpt": ckpt / "layer_head.ckpt"}
     for path in sources.values():
         if not path.is_file():
             raise ExportError(f"{path}: missing from the checkpoint")
