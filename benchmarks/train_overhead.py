@@ -79,7 +79,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         data_folder = args.data_folder
         if data_folder is None:
-            from emotion_invariant.data.synth import synthesize_corpus
+            from emotion_invariant.corpora.synth import synthesize_corpus
 
             data_folder = os.path.join(tmp, "corpus")
             synthesize_corpus(data_folder, speakers=24, utterances=4)

@@ -16,15 +16,15 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import get_rank, run_on_main
 
-from emotion_invariant.data.audio_check import check_manifest_audio
-from emotion_invariant.data.folds import (
-    ROLES,
+from emotion_invariant.corpora.audio_check import check_manifest_audio
+from emotion_invariant.corpora.prepare import prepare
+from emotion_invariant.data.fold_manifests import (
     fold_labels,
     fold_run,
     write_fold,
     write_fold_manifests,
 )
-from emotion_invariant.data.prepare import prepare
+from emotion_invariant.data.folds import ROLES
 from emotion_invariant.hparams import (
     load_hparams,
     plain_hparams,
@@ -317,7 +317,7 @@ def check_audio(hparams, keys):
 
     With ``skip_bad``, each key then points at the manifest without the
     unusable rows (see
-    :func:`emotion_invariant.data.audio_check.check_manifest_audio`).
+    :func:`emotion_invariant.corpora.audio_check.check_manifest_audio`).
     """
     for key in keys:
         hparams[key] = check_manifest_audio(

@@ -42,7 +42,7 @@ mkdir -p "$OUT"
 # A demo corpus made elsewhere (CORPUS=...) where espeak-ng is missing.
 CORPUS=${CORPUS:-$OUT/corpus}
 if step train || step verify; then
-    [ -d "$CORPUS/wavs" ] || "$PY" -m emotion_invariant.data.synth \
+    [ -d "$CORPUS/wavs" ] || "$PY" -m emotion_invariant.corpora.synth \
         --out "$CORPUS" --speakers 8 --jobs 8
 fi
 if step train; then

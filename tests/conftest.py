@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from emotion_invariant.data.synth import synthesize_corpus
+from emotion_invariant.corpora.synth import synthesize_corpus
 
 TINY = {"speakers": 6, "utterances": 3, "seed": 7}
 

@@ -102,7 +102,7 @@ LAYERS = (
         "compare",
         "distributed",
     ),
-    ("augment", "losses", "data", "scoring"),
+    ("augment", "losses", "data", "corpora", "scoring"),
     ("models", "backend"),
     ("emotion", "verification", "clustering", "experiment", "suite"),
     # Above the tasks: what writes model folders of every task, and the
@@ -115,6 +115,10 @@ LAYERS = (
         "export",
         "verify",
         "cluster",
+        "data.corpora",
+        "data.prepare",
+        "data.synth",
+        "data.audio_check",
     ),
 )
 

@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 import soundfile
 
-from emotion_invariant.data import audio_check
-from emotion_invariant.data.audio_check import AudioCache, check_manifest_audio
+from emotion_invariant.corpora import audio_check
+from emotion_invariant.corpora.audio_check import (
+    AudioCache,
+    check_manifest_audio,
+)
 from emotion_invariant.data.manifest import ManifestError, write_manifest
 
 

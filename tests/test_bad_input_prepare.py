@@ -14,10 +14,11 @@ import pytest
 import soundfile
 from fake_corpora import EMODB_SPEAKERS, make_emodb, make_synth, write_wav
 
-from emotion_invariant.data import corpora, synth, trials
-from emotion_invariant.data.corpora.emodb import EMOTIONS as EMODB_EMOTIONS
+from emotion_invariant.corpora import steps, synth
+from emotion_invariant.corpora.emodb import EMOTIONS as EMODB_EMOTIONS
+from emotion_invariant.corpora.prepare import prepare
+from emotion_invariant.data import trials
 from emotion_invariant.data.manifest import ManifestError, read_manifest
-from emotion_invariant.data.prepare import prepare
 from emotion_invariant.utils import atomic_open
 
 
@@ -81,7 +82,7 @@ def test_failed_prepare_leaves_mixed_folder(corpus, tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     # Fail midway: after the manifests, before the trial list.
-    for module in (corpora, synth, trials):
+    for module in (steps, synth.prepare, trials):
         monkeypatch.setattr(module, "write_trials", disk_full, raising=False)
     with pytest.raises(OSError, match="No space left"):
         prepare(corpus, str(other), str(out), seed=1)

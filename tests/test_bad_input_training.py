@@ -20,8 +20,8 @@ from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from test_recipe_emotion_recognition import TINY_MODEL as SER_TINY
 from test_recipe_speaker_verification import TINY_MODEL as SV_TINY
 
+from emotion_invariant.corpora.prepare import prepare
 from emotion_invariant.data.manifest import ManifestError, read_manifest
-from emotion_invariant.data.prepare import prepare
 from emotion_invariant.hparams import HparamsError, load_hparams
 from emotion_invariant.models.pretrained import (
     PretrainedError,
@@ -257,7 +257,7 @@ def test_silent_wav_is_counted(corpus, tmp_path):
     uid, wav = _train_row(corpus)
     soundfile.write(wav, np.zeros(16000, np.float32), 16000)
     recipe = _load(SV_TRAIN, "sv_silent")
-    with _warnings("emotion_invariant.data.audio_check") as text:
+    with _warnings("emotion_invariant.corpora.audio_check") as text:
         recipe.build(_sv_argv(corpus, tmp_path / "run"))
     assert "1 of 24 utterance(s) are silent" in text[0]
     assert f"ID {uid}" in text[0]
@@ -276,7 +276,7 @@ def test_audio_cache_is_kept_between_runs(recipe, tiny_corpus, tmp_path):
     (stored,) = cache.iterdir()
     files = json.loads(stored.read_text())["files"]
     assert len(files) == len(list(tiny_corpus.rglob("*.wav")))
-    audio_check = sys.modules["emotion_invariant.data.audio_check"]
+    audio_check = sys.modules["emotion_invariant.corpora.audio_check"]
     read = audio_check.soundfile.read
     try:
         audio_check.soundfile.read = None  # any read now fails
@@ -295,7 +295,7 @@ def test_skip_bad_drops_bad_rows_and_their_trials(corpus, tmp_path):
     out = tmp_path / "run"
     argv = _sv_argv(corpus, out, "--debug", "--skip_bad=True")
     with (
-        _warnings("emotion_invariant.data.audio_check") as dropped,
+        _warnings("emotion_invariant.corpora.audio_check") as dropped,
         _warnings("emotion_invariant.verification.evaluation") as unscored,
     ):
         report = _load(SV_TRAIN, "sv_skip_bad").main(argv)

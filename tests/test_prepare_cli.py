@@ -7,9 +7,9 @@ import sys
 import pytest
 from fake_corpora import check_prepared, make_emodb, write_wav
 
-from emotion_invariant.data import prepare as prepare_module
+from emotion_invariant.corpora import prepare as prepare_module
+from emotion_invariant.corpora.prepare import CORPORA, main, prepare, preparer
 from emotion_invariant.data.manifest import ManifestError, read_manifest
-from emotion_invariant.data.prepare import CORPORA, main, prepare, preparer
 
 
 def test_every_corpus_has_a_preparer_with_the_common_signature():
@@ -97,7 +97,7 @@ def test_module_runs_as_a_command(tmp_path):
         [
             sys.executable,
             "-m",
-            "emotion_invariant.data.prepare",
+            "emotion_invariant.corpora.prepare",
             "esd",
             str(tmp_path / "missing"),
             str(tmp_path / "out"),

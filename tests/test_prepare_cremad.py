@@ -6,8 +6,8 @@ import os
 import pytest
 from fake_corpora import check_prepared, make_cremad, write_wav
 
-from emotion_invariant.data.corpora import CorpusError
-from emotion_invariant.data.corpora.cremad import prepare_cremad
+from emotion_invariant.corpora import CorpusError
+from emotion_invariant.corpora.cremad import prepare_cremad
 
 
 def test_actors_emotions_genders_intensity_and_text(tmp_path):
@@ -50,7 +50,10 @@ def test_bad_demographics_header_is_named(tmp_path):
     path = os.path.join(root, "VideoDemographics.csv")
     with open(path, "w") as f:
         f.write("Actor,Gender\n1001,Male\n")
-    with pytest.raises(CorpusError, match="VideoDemographics.csv: expected"):
+    message = (
+        r"Demographics.csv: missing column\(s\) ActorID, Sex \(found: Actor"
+    )
+    with pytest.raises(CorpusError, match=message):
         prepare_cremad(root, str(tmp_path / "out"))
 
 

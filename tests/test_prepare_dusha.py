@@ -7,8 +7,8 @@ import os
 import pytest
 from fake_corpora import check_prepared, make_dusha
 
-from emotion_invariant.data.corpora import CorpusError
-from emotion_invariant.data.corpora.dusha import prepare_dusha
+from emotion_invariant.corpora import CorpusError
+from emotion_invariant.corpora.dusha import prepare_dusha
 
 CODES = {"angry": "ang", "sad": "sad", "neutral": "neu", "positive": "hap"}
 

@@ -5,8 +5,8 @@ import os
 import pytest
 from fake_corpora import EMODB_SPEAKERS, check_prepared, make_emodb, write_wav
 
-from emotion_invariant.data.corpora import CorpusError
-from emotion_invariant.data.corpora.emodb import prepare_emodb
+from emotion_invariant.corpora import CorpusError
+from emotion_invariant.corpora.emodb import prepare_emodb
 
 LETTERS = {"W": "ang", "L": "bor", "E": "dis", "A": "fea"}
 LETTERS.update({"F": "hap", "T": "sad", "N": "neu"})

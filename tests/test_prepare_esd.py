@@ -6,9 +6,8 @@ import os
 import pytest
 from fake_corpora import check_prepared, make_esd, write_wav
 
-from emotion_invariant.data import corpora
-from emotion_invariant.data.corpora import CorpusError
-from emotion_invariant.data.corpora.esd import prepare_esd
+from emotion_invariant.corpora import CorpusError, base
+from emotion_invariant.corpora.esd import prepare_esd
 
 SPEAKERS = ("0001", "0002", "0011", "0012", "0015", "0016")
 README_GENDERS = {
@@ -130,13 +129,13 @@ def test_second_run_is_skipped_unless_options_change(
     out = str(tmp_path / "out")
     first = prepare_esd(root, out)
     calls = []
-    real = corpora.add_durations
+    real = base.add_durations
 
     def counting(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(corpora, "add_durations", counting)
+    monkeypatch.setattr(base, "add_durations", counting)
     assert prepare_esd(root, out) == first
     assert calls == []
     with open(first["splits"]) as f:

@@ -6,15 +6,14 @@ from collections import Counter
 import pytest
 from fake_corpora import EMODB_SPEAKERS, make_emodb
 
-from emotion_invariant.data.corpora.emodb import prepare_emodb
+from emotion_invariant.corpora.emodb import prepare_emodb
+from emotion_invariant.data.fold_manifests import fold_labels, write_fold
 from emotion_invariant.data.folds import (
-    fold_labels,
     fold_of_speakers,
     fold_split,
     group_by,
     speaker_folds,
     speaker_split,
-    write_fold,
 )
 from emotion_invariant.data.manifest import read_manifest, write_manifest
 from emotion_invariant.data.trials import dev_trials, make_trials

@@ -6,8 +6,8 @@ import os
 import pytest
 from fake_corpora import check_prepared, make_iemocap
 
-from emotion_invariant.data.corpora import CorpusError
-from emotion_invariant.data.corpora.iemocap import prepare_iemocap
+from emotion_invariant.corpora import CorpusError
+from emotion_invariant.corpora.iemocap import prepare_iemocap
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import os
 import pytest
 from fake_corpora import check_prepared, make_msppodcast
 
-from emotion_invariant.data.corpora import CorpusError
-from emotion_invariant.data.corpora.msppodcast import prepare_msppodcast
+from emotion_invariant.corpora import CorpusError
+from emotion_invariant.corpora.msppodcast import prepare_msppodcast
 
 CODES = {"A": "ang", "S": "sad", "H": "hap", "U": "sur", "F": "fea"}
 CODES.update({"D": "dis", "C": "oth", "N": "neu", "O": "oth"})

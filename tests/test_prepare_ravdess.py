@@ -6,8 +6,8 @@ import pytest
 import soundfile
 from fake_corpora import check_prepared, make_ravdess, write_wav
 
-from emotion_invariant.data.corpora import CorpusError
-from emotion_invariant.data.corpora.ravdess import prepare_ravdess
+from emotion_invariant.corpora import CorpusError
+from emotion_invariant.corpora.ravdess import prepare_ravdess
 
 CODES = ("neu", "cal", "hap", "sad", "ang", "fea", "dis", "sur")
 

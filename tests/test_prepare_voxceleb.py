@@ -5,8 +5,8 @@ import os
 import pytest
 from fake_corpora import check_prepared, make_voxceleb
 
-from emotion_invariant.data.corpora import CorpusError
-from emotion_invariant.data.corpora.voxceleb import prepare_voxceleb
+from emotion_invariant.corpora import CorpusError
+from emotion_invariant.corpora.voxceleb import prepare_voxceleb
 
 
 def test_rows_are_oth_with_genders_and_whole_videos_in_dev(tmp_path):

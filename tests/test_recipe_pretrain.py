@@ -22,6 +22,7 @@ from emotion_invariant.clustering import (
     read_clusters,
 )
 from emotion_invariant.clustering.analysis import ecapa_embedder
+from emotion_invariant.corpora.prepare import prepare
 from emotion_invariant.data.cluster_sampler import PretrainError
 from emotion_invariant.data.labels import label_budget
 from emotion_invariant.data.manifest import (
@@ -29,7 +30,6 @@ from emotion_invariant.data.manifest import (
     read_manifest,
     write_manifest,
 )
-from emotion_invariant.data.prepare import prepare
 from emotion_invariant.hparams import load_hparams
 from emotion_invariant.losses.supcon import SupConLoss, speaker_supcon
 from emotion_invariant.models.pretrained import load_pretrained_encoder

@@ -10,14 +10,15 @@ import numpy as np
 import pytest
 import soundfile
 
-from emotion_invariant.data import synth
-from emotion_invariant.data.manifest import read_manifest, read_splits
-from emotion_invariant.data.synth import (
+from emotion_invariant.corpora import synth
+from emotion_invariant.corpora.synth import (
     SynthError,
     draw_speakers,
     estimate_f0,
     synthesize_corpus,
+    voices,
 )
+from emotion_invariant.data.manifest import read_manifest, read_splits
 
 
 def _digest(folder):
@@ -117,7 +118,7 @@ def test_speakers_do_not_collide():
     for i, a in enumerate(speakers):
         for b in speakers[:i]:
             if a["gender"] == b["gender"] and a["base"] == b["base"]:
-                gap = synth._voice_vector(a) - synth._voice_vector(b)
+                gap = voices._voice_vector(a) - voices._voice_vector(b)
                 assert np.linalg.norm(gap) >= 0.35
     assert {s["gender"] for s in speakers} == {"m", "f"}
     assert len({s["base"] for s in speakers}) == len(synth.BASE_VOICES)

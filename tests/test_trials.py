@@ -5,9 +5,9 @@ from collections import Counter
 
 import pytest
 
+from emotion_invariant.corpora.synth import prepare_synth
 from emotion_invariant.data import trials as trials_cli
 from emotion_invariant.data.manifest import write_manifest
-from emotion_invariant.data.synth import prepare_synth
 from emotion_invariant.data.trials import (
     condition_groups,
     make_trials,

@@ -14,8 +14,8 @@ import random
 import speechbrain as sb
 import torch
 
+from emotion_invariant.corpora.audio_check import check_manifest_audio
 from emotion_invariant.data.audio import random_segment, read_audio
-from emotion_invariant.data.audio_check import check_manifest_audio
 from emotion_invariant.data.cluster_sampler import ClusterPairSampler
 from emotion_invariant.data.folds import check_held_out
 from emotion_invariant.data.manifest import ManifestError, read_manifest

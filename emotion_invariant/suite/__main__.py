@@ -143,8 +143,8 @@ def check_folds(plan, runs, corpus, data_folder, where):
     recipes = [r for r in runs if "script" in _system(plan, r)]
     if plan["n_folds"] is None or not recipes:
         return
-    from emotion_invariant.data.folds import fold_labels
-    from emotion_invariant.data.prepare import CORPORA, prepare
+    from emotion_invariant.corpora.prepare import CORPORA, prepare
+    from emotion_invariant.data.fold_manifests import fold_labels
 
     if corpus not in CORPORA:
         raise SuiteError(

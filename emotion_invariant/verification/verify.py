@@ -45,8 +45,8 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 
+from emotion_invariant.corpora.audio_check import SILENCE_PEAK
 from emotion_invariant.data.audio import read_audio
-from emotion_invariant.data.audio_check import SILENCE_PEAK
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.errors import ScoringError

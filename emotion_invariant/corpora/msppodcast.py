@@ -8,20 +8,18 @@ releases; older releases name speakers and partitions in ``Speaker_ids.txt``
 and ``Partitions.txt`` instead.
 """
 
-import csv
 import json
 import logging
 import os
 
-from emotion_invariant.data.corpora import (
-    UNKNOWN_SPEAKER,
+from emotion_invariant.corpora.base import Corpus, official_split
+from emotion_invariant.corpora.files import (
     CorpusError,
     find_root,
-    preparer,
+    read_table,
     read_text,
 )
-
-logger = logging.getLogger(__name__)
+from emotion_invariant.corpora.steps import UNKNOWN_SPEAKER
 
 EMOTIONS = {
     "A": "ang",
@@ -41,6 +39,8 @@ LABEL_FILES = (
     "labels_consensus.json",
 )
 EXPECTED = "Audios/ and Labels/labels_consensus.csv (or .json)"
+
+logger = logging.getLogger(__name__)
 
 
 def _looks_like_msp(folder):
@@ -78,13 +78,8 @@ def read_labels(path):
 
     Example
     -------
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "labels_consensus.csv")
-    >>> with open(path, "w") as f:
-    ...     _ = f.write("FileName,EmoClass,EmoAct,SpkrID,Gender,Split_Set\\n"
-    ...                 "MSP-PODCAST_0001_0008.wav,N,4.2,127,Female,Train\\n")
-    >>> read_labels(path)["MSP-PODCAST_0001_0008.wav"]["SpkrID"]
-    '127'
+    >>> CORPUS.example("spk_id", "gender")
+    ('127', 'F')
     """
     if path.endswith(".json"):
         try:
@@ -100,20 +95,8 @@ def read_labels(path):
                 "with EmoClass"
             )
         return {k: {f: str(v) for f, v in d.items()} for k, d in labels.items()}
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        header = [h.strip() for h in reader.fieldnames or []]
-        missing = [c for c in ("FileName", "EmoClass") if c not in header]
-        if missing:
-            raise CorpusError(
-                f"{path}: missing column(s) {', '.join(missing)} "
-                f"(found: {','.join(header) or 'nothing'})"
-            )
-        labels = {}
-        for row in reader:
-            row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
-            labels[row["FileName"]] = row
-    return labels
+    rows = read_table(path, ("FileName", "EmoClass"))
+    return {row["FileName"]: row for row in rows}
 
 
 def read_pairs(path):
@@ -121,11 +104,11 @@ def read_pairs(path):
 
     Example
     -------
-    >>> import tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "Partitions.txt")
-    >>> with open(path, "w") as f:
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".txt") as f:
     ...     _ = f.write("Train; MSP-PODCAST_0001_0008.wav\\n")
-    >>> read_pairs(path)
+    ...     f.flush()
+    ...     read_pairs(f.name)
     [('Train', 'MSP-PODCAST_0001_0008.wav')]
     """
     pairs = []
@@ -176,37 +159,16 @@ def _old_partitions(root, labels):
 
 
 def parse_msppodcast(data_folder, problems):
-    """Rows (without durations) for every labelled MSP-Podcast segment.
+    """Rows (without durations) for every labelled MSP-Podcast segment:
+    the ``parse`` of :data:`CORPUS`.
 
-    Segments without agreement (EmoClass ``X``) are left out and counted.
-
-    Arguments
-    ---------
-    data_folder : str
-        The MSP-Podcast root (holding ``Audios/`` and ``Labels/``).
-    problems : emotion_invariant.data.corpora.Problems
-        Where unknown labels and missing audio go.
-
-    Returns
-    -------
-    list of dict
+    Segments without agreement (EmoClass ``X``) are left out and counted;
+    unknown labels and missing audio go to ``problems``.
 
     Example
     -------
-    >>> import os, tempfile
-    >>> from emotion_invariant.data.corpora import Problems
-    >>> root = tempfile.mkdtemp()
-    >>> os.mkdir(os.path.join(root, "Audios"))
-    >>> os.mkdir(os.path.join(root, "Labels"))
-    >>> open(os.path.join(root, "Audios", "MSP-PODCAST_0001_0008.wav"),
-    ...      "w").close()
-    >>> with open(os.path.join(root, "Labels", "labels_consensus.csv"),
-    ...           "w") as f:
-    ...     _ = f.write("FileName,EmoClass,SpkrID,Gender,Split_Set\\n"
-    ...                 "MSP-PODCAST_0001_0008.wav,C,127,Female,Test1\\n")
-    >>> row = parse_msppodcast(root, Problems())[0]
-    >>> row["spk_id"], row["emo"], row["emo_raw"], row["gender"]
-    ('127', 'oth', 'C', 'F')
+    >>> CORPUS.example("spk_id", "emo", "emo_raw", "gender", "official_split")
+    ('127', 'oth', 'C', 'F', 'Test1')
     """
     root = find_root(data_folder, _looks_like_msp, EXPECTED)
     path = next(
@@ -275,7 +237,9 @@ def parse_msppodcast(data_folder, problems):
     return rows
 
 
-def _official(split_set, row):
+def _official(row):
+    """MSP-Podcast's own split of a row (its Split_Set)."""
+    split_set = row["official_split"]
     name = split_set.lower()
     if name == "train":
         return "train"
@@ -289,57 +253,35 @@ def _official(split_set, row):
     )
 
 
-@preparer("msppodcast")
-def prepare_msppodcast(
-    data_folder,
-    save_folder,
-    split="speakers",
-    seed=0,
-    held_out=4,
-    test_fraction=0.2,
-    dev_fraction=0.1,
-    max_per_condition=None,
-    skip_bad=False,
-    jobs=1,
-):
-    """Prepare MSP-Podcast: manifest, speaker folds, splits and trials.
-
-    Writes ``msppodcast.csv`` (``emo_raw`` keeps the EmoClass letter,
-    ``official_split`` the Split_Set), ``msppodcast_folds.json``,
-    ``msppodcast_splits.json``, ``msppodcast_trials.txt`` and per-split
-    manifests into ``save_folder``; skips the work when a previous run
-    with the same options finished. Segments whose speaker is
-    ``Unknown`` get the speaker ``nospk-<ID>``, a warning, and no fold,
-    speaker split or trial.
-
-    Arguments
-    ---------
-    data_folder : str
-        The MSP-Podcast root, holding ``Audios/`` and ``Labels/``.
-    {save_folder}
-    split : str
-        ``"speakers"`` (train/dev/test by speakers) or ``"official"``
-        (Train, Development, Test1/2/3 -> train, dev, test).
-    {seed}
-    {held_out}
-    test_fraction, dev_fraction : float
-        Speaker fractions of test and dev with ``split="speakers"``.
-    {max_per_condition}
-    skip_bad : bool
-        Skip (and count) unknown labels, missing and unreadable audio
-        instead of stopping at the first one.
-    {jobs}
-    """
-    if split not in ("speakers", "official"):
-        raise ValueError(
-            f"split must be 'speakers' or 'official', got {split!r}"
+CORPUS = Corpus(
+    "msppodcast",
+    parse_msppodcast,
+    summary="Prepare MSP-Podcast: manifest, speaker folds, splits and trials.",
+    root="The MSP-Podcast root, holding ``Audios/`` and ``Labels/``.",
+    columns="``emo_raw`` keeps the EmoClass letter, ``official_split`` the "
+    "Split_Set",
+    licence="academic licence agreement with UT Dallas (MSP lab); "
+    "commercial licence separate",
+    notes="Segments whose speaker is ``Unknown`` get the speaker "
+    "``nospk-<ID>``, a warning, and no fold, speaker split or trial.",
+    options=(
+        official_split(
+            '``"speakers"`` (train/dev/test by speakers) or ``"official"`` '
+            "(Train, Development, Test1/2/3 -> train, dev, test)."
+        ),
+    ),
+    docs={
+        "skip_bad": (
+            "bool",
+            "Skip (and count) unknown labels, missing and unreadable audio "
+            "instead of stopping at the first one.",
         )
-
-    def parse(problems):
-        rows = parse_msppodcast(data_folder, problems)
-        if split == "official":
-            for row in rows:
-                row["split"] = _official(row["official_split"], row)
-        return rows
-
-    return {"parse": parse, "presplit": split == "official"}
+    },
+    official=_official,
+    sample={
+        "Audios/MSP-PODCAST_0001_0008.wav": "",
+        "Labels/labels_consensus.csv": "FileName,EmoClass,SpkrID,Gender,"
+        "Split_Set\nMSP-PODCAST_0001_0008.wav,C,127,Female,Test1\n",
+    },
+)
+prepare_msppodcast = CORPUS.preparer()

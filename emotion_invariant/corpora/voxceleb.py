@@ -13,11 +13,11 @@ import os
 import random
 from collections import defaultdict
 
-from emotion_invariant.data.corpora import (
+from emotion_invariant.corpora.base import Corpus, Option
+from emotion_invariant.corpora.files import (
     CorpusError,
     find_root,
     listdir,
-    preparer,
     subdirs,
 )
 
@@ -85,29 +85,13 @@ def read_meta(root):
 
 
 def parse_voxceleb(data_folder, problems):
-    """Rows (without durations) for every VoxCeleb utterance under ``wav/``.
-
-    Arguments
-    ---------
-    data_folder : str
-        The folder holding ``wav/`` (and, for VoxCeleb2, formerly ``aac/``).
-    problems : emotion_invariant.data.corpora.Problems
-        Where unexpected names go (raise, or skip and count).
-
-    Returns
-    -------
-    list of dict
+    """Rows (without durations) for every VoxCeleb utterance under ``wav/``,
+    genders from the meta files when there: the ``parse`` of
+    :data:`CORPUS`.
 
     Example
     -------
-    >>> import os, tempfile
-    >>> from emotion_invariant.data.corpora import Problems
-    >>> root = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(root, "wav", "id10001", "1zcIwhmdeo4"))
-    >>> open(os.path.join(root, "wav", "id10001", "1zcIwhmdeo4", "00001.wav"),
-    ...      "w").close()
-    >>> row = parse_voxceleb(root, Problems())[0]
-    >>> row["ID"], row["spk_id"], row["emo"]
+    >>> CORPUS.example("ID", "spk_id", "emo")
     ('id10001--1zcIwhmdeo4--00001', 'id10001', 'oth')
     """
     root = find_root(data_folder, _looks_like_voxceleb, EXPECTED)
@@ -193,63 +177,56 @@ def video_split(rows, dev_fraction, seed):
     return rows
 
 
-@preparer("voxceleb")
-def prepare_voxceleb(
-    data_folder,
-    save_folder,
-    split="videos",
-    seed=0,
-    held_out=4,
-    test_fraction=0.2,
-    dev_fraction=0.1,
-    max_per_condition=None,
-    skip_bad=False,
-    jobs=1,
-):
-    """Prepare VoxCeleb1/2 for speaker-model pretraining.
+def _by_videos(options):
+    """Under ``split="videos"``: a dev split of whole videos, no folds."""
+    if options["split"] != "videos":
+        return {}
 
-    Writes ``voxceleb.csv`` (``emo`` is ``oth`` throughout: VoxCeleb has no
-    emotion labels), ``voxceleb_folds.json`` and per-split manifests into
-    ``save_folder``; skips the work when a previous run with the same
-    options finished. With the default split there are no folds and no
-    trial list: VoxCeleb only trains speaker models here; emotional
-    trials come from the emotional corpora.
+    def then(rows):
+        return video_split(rows, options["dev_fraction"], options["seed"])
 
-    Arguments
-    ---------
-    data_folder : str
-        The folder holding ``wav/idXXXXX/<video>/<utterance>.wav``.
-    {save_folder}
-    split : str
-        ``"videos"``: per speaker, whole videos go to dev
-        (``dev_fraction`` of them), the rest to train: a speaker-classifier
-        validation split, sharing speakers by design. ``"speakers"``:
-        train/dev/test by speakers, with folds and an (``oth-oth``) trial
-        list.
-    seed : int
-        Seed of splits, folds and trials.
-    held_out : int
-        Speakers per fold with ``split="speakers"``.
-    test_fraction, dev_fraction : float
-        Split fractions (of speakers, or of each speaker's videos).
-    max_per_condition : int, optional
-        Cap on target (and non-target) trials with ``split="speakers"``.
-    {skip_bad}
-    jobs : int
-        Threads reading audio headers (a million files: use several).
-    """
-    if split not in ("videos", "speakers"):
-        raise ValueError(f"split must be 'videos' or 'speakers', got {split!r}")
+    return {"then": then, "fold_of": False, "presplit": True}
 
-    def parse(problems):
-        rows = parse_voxceleb(data_folder, problems)
-        if split == "videos":
-            rows = video_split(rows, dev_fraction, seed)
-        return rows
 
-    by_video = split == "videos"
-    return {
-        "parse": parse,
-        "fold_of": False if by_video else None,
-        "presplit": by_video,
-    }
+CORPUS = Corpus(
+    "voxceleb",
+    parse_voxceleb,
+    summary="Prepare VoxCeleb1/2 for speaker-model pretraining.",
+    root="The folder holding ``wav/idXXXXX/<video>/<utterance>.wav``.",
+    columns="``emo`` is ``oth`` throughout: VoxCeleb has no emotion labels",
+    licence="CC BY 4.0 (metadata); video copyright stays with its owners",
+    notes="With the default split there are no folds, no splits file and no "
+    "trial list: VoxCeleb only trains speaker models here; emotional trials "
+    "come from the emotional corpora.",
+    options=(
+        Option(
+            "split",
+            "videos",
+            "str",
+            '``"videos"``: per speaker, whole videos go to dev '
+            "(``dev_fraction`` of them), the rest to train: a "
+            "speaker-classifier validation split, sharing speakers by design. "
+            '``"speakers"``: train/dev/test by speakers, with folds and an '
+            "(``oth-oth``) trial list.",
+            ("videos", "speakers"),
+        ),
+    ),
+    docs={
+        "held_out": ("int", 'Speakers per fold with ``split="speakers"``.'),
+        "test_fraction, dev_fraction": (
+            "float",
+            "Split fractions (of speakers, or of each speaker's videos).",
+        ),
+        "max_per_condition": (
+            "int, optional",
+            'Cap on target (and non-target) trials with ``split="speakers"``.',
+        ),
+        "jobs": (
+            "int",
+            "Threads reading audio headers (a million files: use several).",
+        ),
+    },
+    plan=_by_videos,
+    sample={"wav/id10001/1zcIwhmdeo4/00001.wav": ""},
+)
+prepare_voxceleb = CORPUS.preparer()

@@ -10,14 +10,13 @@ import logging
 import os
 import re
 
-from emotion_invariant.data.corpora import (
+from emotion_invariant.corpora.base import Corpus
+from emotion_invariant.corpora.files import (
+    audio_files,
     find_root,
     listdir,
-    preparer,
     subdirs,
 )
-
-logger = logging.getLogger(__name__)
 
 EMOTIONS = {
     "01": ("neu", "neutral"),
@@ -40,6 +39,8 @@ EXPECTED = (
     "Actor_01/ ... Actor_24/ folders of 7-part names such as "
     "03-01-05-01-01-01-01.wav"
 )
+
+logger = logging.getLogger(__name__)
 
 
 def _looks_like_ravdess(folder):
@@ -100,47 +101,23 @@ def parse_name(name):
 
 
 def parse_ravdess(data_folder, problems):
-    """Rows (without durations) for every RAVDESS speech file under the root.
-
-    Arguments
-    ---------
-    data_folder : str
-        The folder holding ``Actor_01`` ... ``Actor_24``.
-    problems : emotion_invariant.data.corpora.Problems
-        Where unexpected names go (raise, or skip and count).
-
-    Returns
-    -------
-    list of dict
+    """Rows (without durations) for every RAVDESS speech file under the
+    root (``Actor_NN/``), song files left out and counted: the ``parse`` of
+    :data:`CORPUS`.
 
     Example
     -------
-    >>> import os, tempfile
-    >>> from emotion_invariant.data.corpora import Problems
-    >>> root = tempfile.mkdtemp()
-    >>> os.mkdir(os.path.join(root, "Actor_12"))
-    >>> name = "03-01-06-01-02-01-12.wav"
-    >>> open(os.path.join(root, "Actor_12", name), "w").close()
-    >>> row = parse_ravdess(root, Problems())[0]
-    >>> row["spk_id"], row["emo"], row["gender"], row["text"]
+    >>> CORPUS.example("spk_id", "emo", "gender", "text")
     ('Actor_12', 'fea', 'F', 'Dogs are sitting by the door.')
     """
     root = find_root(data_folder, _looks_like_ravdess, EXPECTED)
     rows, songs = [], 0
     for actor_dir in subdirs(root, ACTOR_DIR):
         folder = os.path.join(root, actor_dir)
-        for name in listdir(folder):
-            path = os.path.join(folder, name)
-            if os.path.isdir(path) or not name.lower().endswith(".wav"):
-                continue
-            fields = parse_name(name)
-            if fields is None:
-                problems(
-                    "unexpected file name",
-                    f"{path}: unexpected file name; expected 7 two-digit "
-                    "codes such as 03-01-05-01-01-01-01.wav",
-                )
-                continue
+        expected = "7 two-digit codes such as 03-01-05-01-01-01-01.wav"
+        for path, uid, fields in audio_files(
+            folder, parse_name, expected, problems
+        ):
             if fields["actor"] != actor_dir[-2:]:
                 problems(
                     "unexpected file name",
@@ -155,7 +132,7 @@ def parse_ravdess(data_folder, problems):
             actor = fields["actor"]
             rows.append(
                 {
-                    "ID": name[: -len(".wav")],
+                    "ID": uid,
                     "wav": path,
                     "spk_id": f"Actor_{actor}",
                     "emo": emo,
@@ -173,37 +150,16 @@ def parse_ravdess(data_folder, problems):
     return rows
 
 
-@preparer("ravdess")
-def prepare_ravdess(
-    data_folder,
-    save_folder,
-    seed=0,
-    held_out=4,
-    test_fraction=0.2,
-    dev_fraction=0.1,
-    max_per_condition=None,
-    skip_bad=False,
-    jobs=1,
-):
-    """Prepare RAVDESS speech: manifest, folds, splits and emotional trials.
-
-    Writes ``ravdess.csv`` (``emo_raw`` keeps the corpus's emotion word,
-    ``intensity`` normal/strong), ``ravdess_folds.json``,
-    ``ravdess_splits.json``, ``ravdess_trials.txt`` and per-split
-    manifests into ``save_folder``; skips the work when a previous run
-    with the same options finished. Audio stays at 48 kHz on disk.
-
-    Arguments
-    ---------
-    data_folder : str
-        The folder holding ``Actor_01`` ... ``Actor_24``.
-    {save_folder}
-    {seed}
-    {held_out}
-    test_fraction, dev_fraction : float
-        Speaker fractions of test and dev.
-    {max_per_condition}
-    {skip_bad}
-    {jobs}
-    """
-    return {"parse": lambda problems: parse_ravdess(data_folder, problems)}
+CORPUS = Corpus(
+    "ravdess",
+    parse_ravdess,
+    summary="Prepare RAVDESS speech: manifest, folds, splits and emotional "
+    "trials.",
+    root="The folder holding ``Actor_01`` ... ``Actor_24``.",
+    columns="``emo_raw`` keeps the corpus's emotion word, ``intensity`` "
+    "normal/strong",
+    licence="CC BY-NC-SA 4.0",
+    notes="Audio stays at 48 kHz on disk.",
+    sample={"Actor_12/03-01-06-01-02-01-12.wav": ""},
+)
+prepare_ravdess = CORPUS.preparer()

@@ -11,11 +11,11 @@ et al., 2008).
 import os
 import re
 
-from emotion_invariant.data.corpora import (
+from emotion_invariant.corpora.base import Corpus, Option
+from emotion_invariant.corpora.files import (
     CorpusError,
     find_root,
     listdir,
-    preparer,
     read_text,
     subdirs,
 )
@@ -24,14 +24,12 @@ SESSION_DIR = r"Session[1-5]"
 LABEL_LINE = re.compile(r"\[\s*[\d.]+\s*-\s*[\d.]+\s*\]\s+(\S+)\s+(\S+)\s+\[.*")
 UTTERANCE = re.compile(r"Ses(0[1-5])[FM]_(.+)_([FM])\d{3}")
 TRANSCRIPT_LINE = re.compile(r"(\S+) \[[\d.]+-[\d.]+\]:\s*(.*)")
-FOUR_CLASS = {"neu": "neu", "hap": "hap", "ang": "ang", "sad": "sad"}
+# IEMOCAP's labels are the shared vocabulary's, but frustrated (and other).
+FOUR_CLASS = {emo: emo for emo in ("neu", "hap", "ang", "sad")}
 ALL_CLASSES = {
     **FOUR_CLASS,
-    "sur": "sur",
-    "fea": "fea",
-    "dis": "dis",
+    **{emo: emo for emo in ("sur", "fea", "dis", "oth")},
     "fru": "oth",
-    "oth": "oth",
 }
 EXPECTED = (
     "Session1/ ... Session5/, each with dialog/EmoEvaluation/*.txt and "
@@ -103,14 +101,14 @@ def read_transcripts(folder):
 
 
 def parse_iemocap(data_folder, problems, four_class=True, merge_excited=True):
-    """Rows (without durations) for every labelled IEMOCAP utterance.
+    """Rows (without durations) for every labelled IEMOCAP utterance: the
+    ``parse`` of :data:`CORPUS`.
 
     Arguments
     ---------
-    data_folder : str
-        The IEMOCAP root (holding ``Session1`` ... ``Session5``).
-    problems : emotion_invariant.data.corpora.Problems
-        Where bad label lines and missing audio go.
+    data_folder, problems
+        As every ``parse`` takes them; bad label lines and missing audio
+        go to ``problems``.
     four_class : bool
         Keep only neutral, happy, angry and sad (plus excited when merged);
         otherwise also surprise, fear, disgust, and frustrated/other as
@@ -119,26 +117,12 @@ def parse_iemocap(data_folder, problems, four_class=True, merge_excited=True):
         Count excited (``exc``) as happy; otherwise it is left out (four
         classes) or ``oth`` (all classes).
 
-    Returns
-    -------
-    list of dict
-
     Example
     -------
-    >>> import os, tempfile
-    >>> from emotion_invariant.data.corpora import Problems
-    >>> root = tempfile.mkdtemp()
-    >>> labels = os.path.join(root, "Session1", "dialog", "EmoEvaluation")
-    >>> audio = os.path.join(root, "Session1", "sentences", "wav",
-    ...                      "Ses01F_impro01")
-    >>> os.makedirs(labels); os.makedirs(audio)
-    >>> open(os.path.join(audio, "Ses01F_impro01_M013.wav"), "w").close()
-    >>> with open(os.path.join(labels, "Ses01F_impro01.txt"), "w") as f:
-    ...     _ = f.write("[6.2901 - 8.2357]\\tSes01F_impro01_M013\\texc\\t"
-    ...                 "[2.5, 3.0, 3.0]\\n")
-    >>> row = parse_iemocap(root, Problems())[0]
-    >>> row["spk_id"], row["emo"], row["emo_raw"]
+    >>> CORPUS.example("spk_id", "emo", "emo_raw")
     ('Ses01M', 'hap', 'exc')
+    >>> CORPUS.example("emo", merge_excited=False, four_class=False)
+    ('oth',)
     """
     root = find_root(data_folder, _looks_like_iemocap, EXPECTED)
     mapping = dict(FOUR_CLASS if four_class else ALL_CLASSES)
@@ -215,47 +199,9 @@ def parse_iemocap(data_folder, problems, four_class=True, merge_excited=True):
     return rows
 
 
-@preparer("iemocap")
-def prepare_iemocap(
-    data_folder,
-    save_folder,
-    four_class=True,
-    merge_excited=True,
-    test_session=5,
-    dev_session=4,
-    seed=0,
-    max_per_condition=None,
-    skip_bad=False,
-    jobs=1,
-):
-    """Prepare IEMOCAP: manifest, leave-one-session-out folds, trials.
-
-    Writes ``iemocap.csv`` (``emo_raw`` keeps the corpus label, ``wav`` is
-    the already-cut sentence), ``iemocap_folds.json`` (fold = session),
-    ``iemocap_splits.json``, ``iemocap_trials.txt`` and per-split
-    manifests into ``save_folder``; skips the work when a
-    previous run with the same options finished.
-
-    Arguments
-    ---------
-    data_folder : str
-        The IEMOCAP root, holding ``Session1`` ... ``Session5``.
-    {save_folder}
-    four_class : bool
-        The usual 4-class set (neu hap ang sad); otherwise also sur, fea,
-        dis, and frustrated/other as ``oth``.
-    merge_excited : bool
-        Count excited as happy (the usual 4-class protocol).
-    test_session, dev_session : int
-        Sessions whose two speakers form the test and dev splits.
-    seed : int
-        Seed of the trial list.
-    {max_per_condition}
-    skip_bad : bool
-        Skip (and count) bad label lines, missing and unreadable audio
-        instead of stopping at the first one.
-    {jobs}
-    """
+def _sessions(options):
+    """IEMOCAP's folds (its sessions) and splits (test and dev sessions)."""
+    test_session, dev_session = options["test_session"], options["dev_session"]
     sessions = {test_session, dev_session}
     if not sessions <= {1, 2, 3, 4, 5} or test_session == dev_session:
         raise ValueError(
@@ -263,17 +209,64 @@ def prepare_iemocap(
             f"1..5, got {test_session} and {dev_session}"
         )
     speakers = [f"Ses0{n}{g}" for n in range(1, 6) for g in "FM"]
-    fold_of = {spk: spk[4] for spk in speakers}
-    split_of = {
-        spk: {test_session: "test", dev_session: "dev"}.get(
-            int(spk[4]), "train"
-        )
-        for spk in speakers
-    }
+    split = {test_session: "test", dev_session: "dev"}
     return {
-        "parse": lambda problems: parse_iemocap(
-            data_folder, problems, four_class, merge_excited
-        ),
-        "fold_of": fold_of,
-        "split_of": split_of,
+        "fold_of": {spk: spk[4] for spk in speakers},
+        "split_of": {s: split.get(int(s[4]), "train") for s in speakers},
     }
+
+
+CORPUS = Corpus(
+    "iemocap",
+    parse_iemocap,
+    summary="Prepare IEMOCAP: manifest, leave-one-session-out folds, trials.",
+    root="The IEMOCAP root, holding ``Session1`` ... ``Session5``.",
+    columns="``emo_raw`` keeps the corpus label, ``wav`` is the already-cut "
+    "sentence; fold = session",
+    licence="release agreement with USC SAIL, research use",
+    options=(
+        Option(
+            "four_class",
+            True,
+            "bool",
+            "The usual 4-class set (neu hap ang sad); otherwise also sur, "
+            "fea, dis, and frustrated/other as ``oth``.",
+            parse=True,
+        ),
+        Option(
+            "merge_excited",
+            True,
+            "bool",
+            "Count excited as happy (the usual 4-class protocol).",
+            parse=True,
+        ),
+        Option(
+            "test_session",
+            5,
+            "int",
+            "The session whose two speakers form the test split.",
+        ),
+        Option(
+            "dev_session",
+            4,
+            "int",
+            "The session whose two speakers form the dev split.",
+        ),
+    ),
+    shared=("seed", "max_per_condition", "skip_bad", "jobs"),
+    docs={
+        "seed": ("int", "Seed of the trial list."),
+        "skip_bad": (
+            "bool",
+            "Skip (and count) bad label lines, missing and unreadable audio "
+            "instead of stopping at the first one.",
+        ),
+    },
+    plan=_sessions,
+    sample={
+        "Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M013.wav": "",
+        "Session1/dialog/EmoEvaluation/Ses01F_impro01.txt": "[6.2901 - 8.2357]"
+        "\tSes01F_impro01_M013\texc\t[2.5, 3.0, 3.0]\n",
+    },
+)
+prepare_iemocap = CORPUS.preparer()

@@ -14,12 +14,9 @@ import json
 import os
 from collections import Counter, defaultdict
 
-from emotion_invariant.data.corpora import (
-    UNKNOWN_SPEAKER,
-    CorpusError,
-    find_root,
-    preparer,
-)
+from emotion_invariant.corpora.base import Corpus, Option, official_split
+from emotion_invariant.corpora.files import CorpusError, find_root
+from emotion_invariant.corpora.steps import UNKNOWN_SPEAKER
 
 PARTS = ("crowd_train", "crowd_test")
 OFFICIAL_SPLITS = {"crowd_train": "train", "crowd_test": "test"}
@@ -55,7 +52,7 @@ def read_votes(path, problems):
     ---------
     path : str
         ``raw_<part>.jsonl`` or ``raw_<part>.tsv``.
-    problems : emotion_invariant.data.corpora.Problems
+    problems : emotion_invariant.corpora.files.Problems
         Where malformed lines go.
 
     Returns
@@ -66,7 +63,7 @@ def read_votes(path, problems):
     Example
     -------
     >>> import tempfile, os
-    >>> from emotion_invariant.data.corpora import Problems
+    >>> from emotion_invariant.corpora.files import Problems
     >>> path = os.path.join(tempfile.mkdtemp(), "raw_crowd_test.jsonl")
     >>> with open(path, "w") as f:
     ...     _ = f.write('{"hash_id": "h1", "audio_path": "wavs/h1.wav", '
@@ -122,39 +119,25 @@ def _label(votes, source):
 
 
 def parse_dusha(data_folder, problems, label="annotators"):
-    """Rows (without durations) for every labelled Dusha crowd recording.
+    """Rows (without durations) for every labelled Dusha crowd recording:
+    the ``parse`` of :data:`CORPUS`.
 
     Arguments
     ---------
-    data_folder : str
-        The Dusha root (holding ``crowd_train/`` and/or ``crowd_test/``).
-    problems : emotion_invariant.data.corpora.Problems
-        Where bad lines, unknown labels and missing audio go.
+    data_folder, problems
+        As every ``parse`` takes them; bad lines, unknown labels and
+        missing audio go to ``problems``.
     label : str
         ``"annotators"``: the golden label when the recording has one,
         else the majority of annotator votes (ties left out);
         ``"speaker"``: the emotion the speaker was asked to act.
 
-    Returns
-    -------
-    list of dict
-
     Example
     -------
-    >>> import json, os, tempfile
-    >>> from emotion_invariant.data.corpora import Problems
-    >>> root = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(root, "crowd_test", "wavs"))
-    >>> open(os.path.join(root, "crowd_test", "wavs", "h1.wav"), "w").close()
-    >>> votes = [{"hash_id": "h1", "audio_path": "wavs/h1.wav",
-    ...           "annotator_emo": emo, "source_id": "s9"}
-    ...          for emo in ("positive", "positive", "sad")]
-    >>> with open(os.path.join(root, "crowd_test", "raw_crowd_test.jsonl"),
-    ...           "w") as f:
-    ...     _ = f.write("\\n".join(json.dumps(v) for v in votes))
-    >>> row = parse_dusha(root, Problems())[0]
-    >>> row["spk_id"], row["emo"], row["emo_raw"]
+    >>> CORPUS.example("spk_id", "emo", "emo_raw")
     ('s9', 'hap', 'positive')
+    >>> CORPUS.example("emo", label="speaker")
+    ('sad',)
     """
     root = find_root(data_folder, _looks_like_dusha, EXPECTED)
     rows = []
@@ -220,65 +203,53 @@ def parse_dusha(data_folder, problems, label="annotators"):
     return rows
 
 
-@preparer("dusha")
-def prepare_dusha(
-    data_folder,
-    save_folder,
-    label="annotators",
-    split="speakers",
-    seed=0,
-    held_out=4,
-    test_fraction=0.2,
-    dev_fraction=0.1,
-    max_per_condition=None,
-    skip_bad=False,
-    jobs=1,
-):
-    """Prepare Dusha (crowd): manifest, speaker folds, splits, trials.
-
-    Writes ``dusha.csv`` (``emo_raw`` keeps the corpus label, e.g.
-    ``positive`` for ``hap``; ``official_split`` the part),
-    ``dusha_folds.json``, ``dusha_splits.json``, ``dusha_trials.txt`` and
-    per-split manifests
-    into ``save_folder``; skips the work when a previous run with the same
-    options finished. Recordings without ``source_id`` get the speaker
-    ``nospk-<hash_id>``, a warning, and no fold, split or trial.
-
-    Arguments
-    ---------
-    data_folder : str
-        The Dusha root, holding ``crowd_train/`` and/or ``crowd_test/``.
-    {save_folder}
-    label : str
-        ``"annotators"`` (golden label, else majority vote) or
-        ``"speaker"`` (the emotion the speaker was asked to act).
-    split : str
-        ``"speakers"`` (train/dev/test by speakers) or ``"official"``
-        (crowd_train -> train, crowd_test -> test).
-    {seed}
-    {held_out}
-    test_fraction, dev_fraction : float
-        Speaker fractions of test and dev with ``split="speakers"``.
-    {max_per_condition}
-    skip_bad : bool
-        Skip (and count) bad lines, unknown labels, missing and unreadable
-        audio instead of stopping at the first one.
-    {jobs}
-    """
-    if label not in ("annotators", "speaker"):
-        raise ValueError(
-            f"label must be 'annotators' or 'speaker', got {label!r}"
+CORPUS = Corpus(
+    "dusha",
+    parse_dusha,
+    summary="Prepare Dusha (crowd): manifest, speaker folds, splits, trials.",
+    root="The Dusha root, holding ``crowd_train/`` and/or ``crowd_test/``.",
+    columns="``emo_raw`` keeps the corpus label, e.g. ``positive`` for "
+    "``hap``; ``official_split`` the part",
+    licence="SberDevices' licence (``license/`` in the golos repository)",
+    notes="Recordings without ``source_id`` get the speaker "
+    "``nospk-<hash_id>``, a warning, and no fold, split or trial.",
+    options=(
+        Option(
+            "label",
+            "annotators",
+            "str",
+            '``"annotators"`` (golden label, else majority vote) or '
+            '``"speaker"`` (the emotion the speaker was asked to act).',
+            ("annotators", "speaker"),
+            parse=True,
+        ),
+        official_split(
+            '``"speakers"`` (train/dev/test by speakers) or ``"official"`` '
+            "(crowd_train -> train, crowd_test -> test)."
+        ),
+    ),
+    docs={
+        "skip_bad": (
+            "bool",
+            "Skip (and count) bad lines, unknown labels, missing and "
+            "unreadable audio instead of stopping at the first one.",
         )
-    if split not in ("speakers", "official"):
-        raise ValueError(
-            f"split must be 'speakers' or 'official', got {split!r}"
-        )
-
-    def parse(problems):
-        rows = parse_dusha(data_folder, problems, label)
-        if split == "official":
-            for row in rows:
-                row["split"] = OFFICIAL_SPLITS[row["official_split"]]
-        return rows
-
-    return {"parse": parse, "presplit": split == "official"}
+    },
+    official=lambda row: OFFICIAL_SPLITS[row["official_split"]],
+    sample={
+        "crowd_test/wavs/h1.wav": "",
+        "crowd_test/raw_crowd_test.jsonl": "\n".join(
+            json.dumps(
+                {
+                    "hash_id": "h1",
+                    "audio_path": "wavs/h1.wav",
+                    "annotator_emo": emo,
+                    "speaker_emo": "sad",
+                    "source_id": "s9",
+                }
+            )
+            for emo in ("positive", "positive", "sad")
+        ),
+    },
+)
+prepare_dusha = CORPUS.preparer()
