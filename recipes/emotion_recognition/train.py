@@ -75,7 +75,7 @@ from emotion_invariant.models.finetune import (
     hold_pretrained,
     scale_learning_rates,
 )
-from emotion_invariant.utils import step_seed
+from emotion_invariant.seeding import step_seed
 
 
 class EmotionBrain(DistributedBrain):
