@@ -22,6 +22,7 @@ import os
 
 import torch
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.emotion.layer_run import (
     LayerData,
     point_run,
@@ -39,7 +40,6 @@ from emotion_invariant.emotion.speaker_norm import (
     SpeakerStatistics,
     centred_backend,
 )
-from emotion_invariant.utils import atomic_open
 
 
 def norm_label(mode, stats):

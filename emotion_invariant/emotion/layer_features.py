@@ -25,10 +25,10 @@ import torch
 from speechbrain.dataio.dataio import length_to_mask
 from tqdm import tqdm
 
+from emotion_invariant.atomic import atomic_path
 from emotion_invariant.data.audio import read_audio
 from emotion_invariant.data.manifest import resolve_wav
 from emotion_invariant.scoring.extract import pad_batch
-from emotion_invariant.utils import atomic_path
 
 logger = logging.getLogger(__name__)
 

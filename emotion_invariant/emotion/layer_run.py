@@ -24,6 +24,7 @@ from speechbrain.dataio.dataset import DynamicItemDataset
 from speechbrain.nnet.schedulers import LinearScheduler
 from speechbrain.utils.epoch_loop import EpochCounter
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.checkpoints import AtomicCheckpointer
 from emotion_invariant.data.labels import class_weights, labelled_splits
 from emotion_invariant.data.manifest import ManifestError, read_manifest
@@ -44,7 +45,6 @@ from emotion_invariant.emotion.report import check_selection, checkpoint_rank
 from emotion_invariant.emotion.speaker_norm import MODES, SpeakerStatistics
 from emotion_invariant.losses.adversarial import EmbeddingMemory
 from emotion_invariant.models.pretrained import warn_other_norm
-from emotion_invariant.utils import atomic_open
 
 #: The settings a grid can vary, and the key each one sets.
 GRID_KEYS = ("head_type", "layer_set", "lr")

@@ -15,7 +15,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from emotion_invariant.utils import atomic_path
+from emotion_invariant.atomic import atomic_path
 
 
 class MetricsError(ValueError):

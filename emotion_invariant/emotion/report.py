@@ -20,6 +20,7 @@ from functools import partial
 
 import torch
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.data.folds import ROLES
 from emotion_invariant.data.manifest import read_manifest
 from emotion_invariant.emotion.metrics import (
@@ -34,7 +35,6 @@ from emotion_invariant.emotion.probe import probe_rows, speaker_probe
 from emotion_invariant.emotion.speaker_norm import centred_backend
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.scoring.extract import extract_embeddings
-from emotion_invariant.utils import atomic_open
 
 METRICS = (
     ("ua", "UA"),
