@@ -27,7 +27,7 @@ import json, resource, sys
 import torch
 sys.path.insert(0, {here!r})
 import finetune_speed
-from emotion_invariant.utils import keep_freed_memory
+from emotion_invariant.memory import keep_freed_memory
 batch, frozen, repeats, limit_mb = (int(a) for a in sys.argv[1:5])
 applied = keep_freed_memory(limit_mb << 20) if limit_mb else False
 start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

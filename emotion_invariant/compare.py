@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from emotion_invariant.utils import atomic_open
+from emotion_invariant.atomic import atomic_open
 
 
 def parse_spec(spec):

@@ -31,8 +31,8 @@ from emotion_invariant.hparams import (
     resolve_hparams,
     save_hparams,
 )
+from emotion_invariant.memory import keep_freed_memory
 from emotion_invariant.runlock import RunFolderLocked, acquire_run_lock
-from emotion_invariant.utils import keep_freed_memory
 
 #: The errors a recipe reports as one ``error:`` line: bad input and
 #: settings, unusable files and folders, an output folder in use.

@@ -34,7 +34,7 @@ import re
 import ruamel.yaml
 from hyperpyyaml import load_hyperpyyaml, resolve_references
 
-from emotion_invariant.utils import atomic_open
+from emotion_invariant.atomic import atomic_open
 
 
 class HparamsError(ValueError):

@@ -14,12 +14,12 @@ import pytest
 import soundfile
 from fake_corpora import EMODB_SPEAKERS, make_emodb, make_synth, write_wav
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.corpora import steps, synth
 from emotion_invariant.corpora.emodb import EMOTIONS as EMODB_EMOTIONS
 from emotion_invariant.corpora.prepare import prepare
 from emotion_invariant.data import trials
 from emotion_invariant.data.manifest import ManifestError, read_manifest
-from emotion_invariant.utils import atomic_open
 
 
 def _make(corpus, root, speakers=None):

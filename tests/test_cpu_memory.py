@@ -11,7 +11,7 @@ import pytest
 
 CHILD = """
 import resource, sys, torch
-from emotion_invariant.utils import keep_freed_memory
+from emotion_invariant.memory import keep_freed_memory
 applied = keep_freed_memory() if sys.argv[1] == "keep" else False
 torch.set_num_threads(1)
 faults = []
@@ -64,7 +64,7 @@ def test_the_environment_variable_keeps_the_default():
 def test_an_unknown_value_is_refused(value, monkeypatch):
     """A typo would otherwise keep the thresholds the user meant to turn
     off (2.6 GB more peak memory)."""
-    from emotion_invariant.utils import keep_freed_memory
+    from emotion_invariant.memory import keep_freed_memory
 
     monkeypatch.setenv("EMOTION_INVARIANT_MALLOC", value)
     with pytest.raises(ValueError) as err:
@@ -76,7 +76,7 @@ def test_an_unknown_value_is_refused(value, monkeypatch):
 
 
 def test_an_empty_value_is_unset(monkeypatch):
-    from emotion_invariant.utils import keep_freed_memory
+    from emotion_invariant.memory import keep_freed_memory
 
     monkeypatch.setenv("EMOTION_INVARIANT_MALLOC", "")
     assert keep_freed_memory() in (True, False)

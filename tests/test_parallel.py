@@ -9,7 +9,7 @@ import pytest
 
 from emotion_invariant.data.manifest import ManifestError
 from emotion_invariant.data.parallel import ParallelIndex
-from emotion_invariant.utils import as_rng
+from emotion_invariant.seeding import as_rng
 
 
 def make_rows(spec, texts=None):

@@ -11,7 +11,7 @@ import random
 
 import torch
 
-from emotion_invariant.utils import as_rng
+from emotion_invariant.seeding import as_rng
 
 
 def _check_wave(wave, name):

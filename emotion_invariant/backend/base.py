@@ -11,7 +11,7 @@ import json
 import numpy as np
 import torch
 
-from emotion_invariant.utils import atomic_path
+from emotion_invariant.atomic import atomic_path
 
 #: The file format's version, written into every saved back-end.
 FORMAT = 1

@@ -48,6 +48,7 @@ from emotion_invariant.backend.module import (
 )
 from emotion_invariant.backend.pseudo import agreement, label_manifest
 from emotion_invariant.data.manifest import read_manifest
+from emotion_invariant.messages import os_error_message, shorten
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.export import (
     backend_card,
@@ -60,7 +61,6 @@ from emotion_invariant.scoring.embeddings import load_embeddings
 from emotion_invariant.scoring.extract import extract_embeddings
 from emotion_invariant.scoring.report import report_paths
 from emotion_invariant.scoring.score import check_device, check_outputs
-from emotion_invariant.utils import os_error_message, shorten
 from emotion_invariant.verification.verify import SpeakerVerifier
 
 #: The command that writes a model folder, named in what it writes.

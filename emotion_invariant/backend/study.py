@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.backend import fit
 from emotion_invariant.backend.base import BackendError
 from emotion_invariant.data.manifest import ManifestError, read_manifest
@@ -33,7 +34,6 @@ from emotion_invariant.scoring.errors import ScoringError
 from emotion_invariant.scoring.metrics import eer
 from emotion_invariant.scoring.pipeline import score_trials
 from emotion_invariant.scoring.trial_list import Trials
-from emotion_invariant.utils import atomic_open
 
 #: Report groups of the study's table, in order.
 GROUPS = ("all", "N-N", "N-E", "E-E same", "E-E cross")

@@ -4,7 +4,7 @@
 import sys
 
 from emotion_invariant.clustering.analysis import main
-from emotion_invariant.utils import keep_freed_memory
+from emotion_invariant.memory import keep_freed_memory
 
 if __name__ == "__main__":
     try:

@@ -35,6 +35,7 @@ from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from speechbrain.processing.features import InputNormalization
 from speechbrain.utils.distributed import run_on_main
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.clustering.kmeans import (
     PROJECTIONS,
     ClusteringError,
@@ -45,6 +46,7 @@ from emotion_invariant.clustering.kmeans import (
     report_markdown,
 )
 from emotion_invariant.data.manifest import read_manifest
+from emotion_invariant.messages import shorten
 from emotion_invariant.models.embedder import (
     DILATIONS,
     ECAPA_SIZES,
@@ -57,7 +59,6 @@ from emotion_invariant.scoring import (
     load_embeddings,
     save_embeddings,
 )
-from emotion_invariant.utils import atomic_open, shorten
 
 RECIPE_SIZES = ECAPA_SIZES
 RES2NET_SCALE = 8

@@ -26,7 +26,8 @@ from sklearn.metrics import (
 )
 from sklearn.metrics.cluster import contingency_matrix
 
-from emotion_invariant.utils import atomic_path, shorten
+from emotion_invariant.atomic import atomic_path
+from emotion_invariant.messages import shorten
 
 METRICS = ("purity", "nmi", "ari")
 PROJECTIONS = ("pca", "tsne")

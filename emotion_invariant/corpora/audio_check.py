@@ -24,6 +24,7 @@ import reprlib
 import numpy
 import soundfile
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.data.manifest import (
     ManifestError,
     check_audio_file,
@@ -31,7 +32,7 @@ from emotion_invariant.data.manifest import (
     resolve_wav,
     write_manifest,
 )
-from emotion_invariant.utils import atomic_open, os_error_message
+from emotion_invariant.messages import os_error_message
 
 logger = logging.getLogger(__name__)
 

@@ -13,6 +13,7 @@ import logging
 import os
 from collections import Counter
 
+from emotion_invariant.atomic import atomic_open, staged_files
 from emotion_invariant.corpora.files import CorpusError
 from emotion_invariant.corpora.record import SPLITS, outputs_of
 from emotion_invariant.data.folds import (
@@ -29,7 +30,6 @@ from emotion_invariant.data.manifest import (
     write_manifest,
 )
 from emotion_invariant.data.trials import make_trials, write_trials
-from emotion_invariant.utils import atomic_open, staged_files
 
 logger = logging.getLogger(__name__)
 

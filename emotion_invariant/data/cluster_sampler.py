@@ -9,7 +9,7 @@ clusters. Emotion labels are never read, so unlabelled speech can be used.
 
 import numpy as np
 
-from emotion_invariant.utils import as_rng
+from emotion_invariant.seeding import as_rng
 
 MODES = ("cluster", "random_same_speaker")
 MULTITASK = ("none", "speaker", "adversary")

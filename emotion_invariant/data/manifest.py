@@ -13,7 +13,7 @@ import os
 
 import soundfile
 
-from emotion_invariant.utils import atomic_open
+from emotion_invariant.atomic import atomic_open
 
 EMOTIONS = (
     "neu",

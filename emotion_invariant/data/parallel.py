@@ -11,7 +11,7 @@ import random
 from collections import defaultdict
 
 from emotion_invariant.data.manifest import ManifestError, validate_rows
-from emotion_invariant.utils import as_rng
+from emotion_invariant.seeding import as_rng
 
 logger = logging.getLogger(__name__)
 

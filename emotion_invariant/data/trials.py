@@ -17,8 +17,9 @@ import random
 import sys
 from collections import defaultdict
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.data.manifest import ManifestError, read_manifest
-from emotion_invariant.utils import atomic_open, os_error_message
+from emotion_invariant.messages import os_error_message
 
 NEUTRAL = "neu"
 GROUPS = ("N-N", "N-E", "E-E same", "E-E cross")

@@ -21,7 +21,8 @@ from speechbrain.utils.checkpoints import (
     hook_on_loading_state_dict_checkpoint,
 )
 
-from emotion_invariant.utils import atomic_path, shorten
+from emotion_invariant.atomic import atomic_path
+from emotion_invariant.messages import shorten
 
 logger = logging.getLogger(__name__)
 

@@ -11,8 +11,8 @@ import os
 import numpy as np
 import torch
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.scoring.errors import ScoringError
-from emotion_invariant.utils import atomic_open
 
 EXTENSIONS = (".npz", ".pt")
 

@@ -97,7 +97,7 @@ def apply_nap(embeddings, basis):
 
 def save_nap(path, basis):
     """Write the basis to an ``.npz`` file (key ``basis``)."""
-    from emotion_invariant.utils import atomic_path
+    from emotion_invariant.atomic import atomic_path
 
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, basis=np.asarray(basis, dtype=np.float32))

@@ -16,6 +16,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from emotion_invariant.atomic import atomic_open, atomic_path
 from emotion_invariant.scoring.conditions import (
     ALL,
     condition_masks,
@@ -24,7 +25,6 @@ from emotion_invariant.scoring.conditions import (
 from emotion_invariant.scoring.errors import ScoringError
 from emotion_invariant.scoring.metrics import metrics_by_group
 from emotion_invariant.scoring.trial_list import as_trials
-from emotion_invariant.utils import atomic_open, atomic_path
 
 DET_POINTS = 200
 DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6)

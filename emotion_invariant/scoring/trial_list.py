@@ -13,8 +13,8 @@ import os
 import numpy as np
 import torch
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.data.manifest import ManifestError
-from emotion_invariant.utils import atomic_open
 
 _LABELS = {"0": False, "1": True, 0: False, 1: True}
 _BLOCK_BYTES = 1 << 26  # bounds the strings alive at once while reading

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.runlock import RunFolderLocked, acquire_run_lock
 from emotion_invariant.suite.plan import (
     SuiteError,
@@ -44,7 +45,6 @@ from emotion_invariant.suite.plan import (
     project_root,
 )
 from emotion_invariant.suite.process import Stopped, stop_signals
-from emotion_invariant.utils import atomic_open
 
 #: Which plan an output folder's results are of.
 PLAN_STAMP = "suite_plan.json"

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import yaml
 from tqdm import tqdm
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.runlock import LOCK_NAME, lock_holder
 from emotion_invariant.suite.process import Stopped, call
-from emotion_invariant.utils import atomic_open
 
 logger = logging.getLogger(__name__)
 

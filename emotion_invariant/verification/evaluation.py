@@ -24,6 +24,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from emotion_invariant.atomic import atomic_path
 from emotion_invariant.backend import fit
 from emotion_invariant.backend.pseudo import EmotionLabeller
 from emotion_invariant.data.manifest import read_manifest, sample_per_group
@@ -41,7 +42,6 @@ from emotion_invariant.scoring import (
 )
 from emotion_invariant.scoring.nap import save_nap
 from emotion_invariant.scoring.report import markdown_table
-from emotion_invariant.utils import atomic_path
 
 logger = logging.getLogger(__name__)
 

@@ -47,11 +47,11 @@ from speechbrain.lobes.models.ECAPA_TDNN import Classifier
 
 from emotion_invariant.corpora.audio_check import SILENCE_PEAK
 from emotion_invariant.data.audio import read_audio
+from emotion_invariant.messages import shorten
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.pretrained import load_pretrained_ecapa
 from emotion_invariant.scoring.errors import ScoringError
 from emotion_invariant.scoring.score import check_device
-from emotion_invariant.utils import shorten
 
 logger = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from emotion_invariant.losses.consistency import (
 from emotion_invariant.losses.terms import WeightedTerms
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import hold_pretrained
-from emotion_invariant.utils import step_seed
+from emotion_invariant.seeding import step_seed
 from emotion_invariant.verification.data import dataio_prep
 from emotion_invariant.verification.evaluation import embedded_eer, evaluate
 from emotion_invariant.verification.model import (

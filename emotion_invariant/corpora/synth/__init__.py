@@ -22,6 +22,7 @@ from multiprocessing import get_context
 
 from tqdm import tqdm
 
+from emotion_invariant.atomic import atomic_open
 from emotion_invariant.corpora.synth.audio import (
     SAMPLE_RATE,
     espeak_data_dir,
@@ -44,7 +45,7 @@ from emotion_invariant.corpora.synth.voices import (
     split_speakers,
 )
 from emotion_invariant.data.manifest import ManifestError, write_manifest
-from emotion_invariant.utils import atomic_open, os_error_message
+from emotion_invariant.messages import os_error_message
 
 __all__ = [
     "BASE_VOICES",

@@ -15,6 +15,7 @@ import numpy as np
 import soundfile
 from scipy.signal import lfilter, resample_poly
 
+from emotion_invariant.atomic import atomic_path
 from emotion_invariant.corpora.synth.voices import (
     EMOTION_CODES,
     SENTENCES,
@@ -22,7 +23,6 @@ from emotion_invariant.corpora.synth.voices import (
     utterance_params,
     variant_text,
 )
-from emotion_invariant.utils import atomic_path
 
 SAMPLE_RATE = 16000
 ESPEAK_RATE = 22050

@@ -4,6 +4,7 @@ import json
 import logging
 import os
 
+from emotion_invariant.atomic import atomic_open, staged_files
 from emotion_invariant.corpora.record import already_prepared, corpus_content
 from emotion_invariant.data.manifest import (
     ManifestError,
@@ -12,7 +13,6 @@ from emotion_invariant.data.manifest import (
     write_manifest,
 )
 from emotion_invariant.data.trials import make_trials, write_trials
-from emotion_invariant.utils import atomic_open, staged_files
 
 logger = logging.getLogger(__name__)
 
