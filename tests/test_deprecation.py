@@ -33,6 +33,7 @@ MOVED_LIBRARY = {
         "emotion_invariant.corpora.audio_check",
         "check_manifest_audio",
     ),
+    "emotion_invariant.compare": ("emotion_invariant.comparison", "main"),
 }
 
 #: Modules split in several: old path -> {new path: the names it took}.

@@ -20,8 +20,8 @@ Example::
 
 import sys
 
-from emotion_invariant.compare import load_system as read_system
-from emotion_invariant.compare import main as compare_main
+from emotion_invariant.comparison import load_system as read_system
+from emotion_invariant.comparison import main as compare_main
 from emotion_invariant.emotion.metrics import mean_spread
 
 COLUMNS = (

@@ -25,8 +25,8 @@ import os
 import statistics
 import sys
 
-from emotion_invariant.compare import load_system, parse_spec
-from emotion_invariant.compare import main as compare_main
+from emotion_invariant.comparison import load_system, parse_spec
+from emotion_invariant.comparison import main as compare_main
 
 CONDITIONS = (
     "N-N",
