@@ -7,27 +7,14 @@ Every report breaks results down by the trial list's fourth column
 one fixed order so that reports of different systems line up row by row.
 """
 
-import importlib
-
 import numpy as np
 
 from emotion_invariant.data.manifest import EMOTIONS, ManifestError
+from emotion_invariant.data.trials import condition_groups
 
 ALL = "all"
 SUMMARY_GROUPS = ("N-N", "N-E", "E-E same", "E-E cross", "E-N")
 NEUTRAL = "neu"
-
-
-def _condition_groups():
-    """``condition_groups`` from the trial-list module, if it is there."""
-    name = "emotion_invariant.data.trials"
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name != name:
-            raise
-        return None
-    return getattr(module, "condition_groups", None)
 
 
 def group_order(name):
@@ -81,15 +68,12 @@ def condition_masks(trials):
     masks = {ALL: np.ones(len(trials), dtype=bool)}
     if trials.condition is None:
         return masks
-    groups_of = _condition_groups()
     members = {}
     for code, condition in enumerate(trials.conditions):
-        names = [condition]
-        if groups_of is not None:
-            try:
-                names = [*groups_of(condition), condition]
-            except ValueError as err:
-                raise ManifestError(f"{trials.source}: {err}") from err
+        try:
+            names = [*condition_groups(condition), condition]
+        except ValueError as err:
+            raise ManifestError(f"{trials.source}: {err}") from err
         for name in dict.fromkeys(names):
             members.setdefault(name, []).append(code)
     for name in sorted(members, key=group_order):
