@@ -1,9 +1,11 @@
 """Cosine consistency between an utterance and its emotional parallel view.
 
-The emotion-invariant representation learning (ERL) term of Tian, Hu and Xu
-(2025): the speaker embedding of an utterance and of a same-speaker view in
-another emotion are pulled together by ``1 - cos``, added to the speaker
-classification loss.
+ERL, the Emotion-invariant Representation Learning objective of Tian, Hu
+and Xu (2025), is AAM-softmax plus a cosine-similarity penalty on parallel
+pairs: the speaker embedding of an utterance and of a same-speaker view in
+another emotion are pulled together by ``1 - cos``. This module is that
+penalty; the recipes weigh it against the speaker classification loss with
+``erl_weight`` (named after ERL).
 """
 
 import torch
