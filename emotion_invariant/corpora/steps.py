@@ -329,7 +329,7 @@ def write_outputs(corpus, save_folder, rows, folds, splits, trials, record):
     """Write manifests, folds, splits, trials and, last, the record.
 
     All of them appear together or, when anything fails, none does (see
-    :func:`emotion_invariant.utils.staged_files`).
+    :func:`emotion_invariant.atomic.staged_files`).
 
     Arguments
     ---------
