@@ -112,6 +112,8 @@ LAYERS = (
     # old paths of moved modules (aliases of anything, for one release).
     (
         "models.export",
+        "models.export_files",
+        "models.export_check",
         "backend.fitting",
         "backend.__main__",
         "utils",
