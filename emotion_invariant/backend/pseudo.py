@@ -24,10 +24,10 @@ import pathlib
 import tempfile
 from collections import Counter
 
-import ruamel.yaml
 import torch
 
 from emotion_invariant.backend.base import BackendError
+from emotion_invariant.models.folder import read_config
 from emotion_invariant.scoring.extract import extract_embeddings
 
 
@@ -59,9 +59,7 @@ class EmotionLabeller:
                 "an emotion model folder (python -m "
                 "emotion_invariant.models.export on an emotion run)"
             )
-        with open(config, encoding="utf-8") as f:
-            # The task key is plain; the modules' tags need no resolving.
-            task = ruamel.yaml.YAML().load(f).get("task")
+        task = read_config(config).get("task")
         if task != "emotion":
             raise BackendError(
                 f"--emotion-model {folder}: a {task or 'speaker'} model; "
