@@ -4,7 +4,6 @@ never a late traceback or a silently wrong run."""
 
 import contextlib
 import csv
-import importlib.util
 import json
 import logging
 import os
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from recipe_scripts import load_recipe, recipe_path
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 from test_recipe_emotion_recognition import TINY_MODEL as SER_TINY
 from test_recipe_speaker_verification import TINY_MODEL as SV_TINY
@@ -30,18 +30,11 @@ from emotion_invariant.models.pretrained import (
 from emotion_invariant.runlock import RunFolderLocked
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SV_TRAIN = os.path.join(ROOT, "recipes", "speaker_verification", "train.py")
-SV_EVAL = os.path.join(ROOT, "recipes", "speaker_verification", "evaluate.py")
-SER_TRAIN = os.path.join(ROOT, "recipes", "emotion_recognition", "train.py")
+SV_TRAIN = recipe_path("speaker_verification")
+SV_EVAL = recipe_path("speaker_verification", "evaluate")
+SER_TRAIN = recipe_path("emotion_recognition")
 SV_YAML = os.path.join(ROOT, "hparams", "speaker_verification")
 SER_YAML = os.path.join(ROOT, "hparams", "emotion_recognition")
-
-
-def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _argv(yaml, tiny, corpus, out, extra):
@@ -132,7 +125,7 @@ def test_sv_train_set_smaller_than_one_batch(tiny_corpus, tmp_path):
 
 
 def test_ser_train_set_smaller_than_one_batch(tiny_corpus, tmp_path):
-    recipe = _load(SER_TRAIN, "ser_zero_steps")
+    recipe = load_recipe("emotion_recognition")
     argv = _ser_argv(tiny_corpus, tmp_path, "--batch_size=32")
     with pytest.raises(ManifestError, match="make no batch of batch_size 32"):
         recipe.main(argv)
@@ -141,7 +134,7 @@ def test_ser_train_set_smaller_than_one_batch(tiny_corpus, tmp_path):
 
 def test_ser_debug_runs_on_the_smallest_corpus(tiny_corpus, tmp_path):
     """--debug with the default batch of 32 on 24 training utterances."""
-    recipe = _load(SER_TRAIN, "ser_debug_small")
+    recipe = load_recipe("emotion_recognition")
     argv = _ser_argv(tiny_corpus, tmp_path, "--debug", "--batch_size=32")
     summary = recipe.main(argv)
     assert summary["runs"] and (tmp_path / "eval").is_dir()
@@ -236,7 +229,7 @@ def _ten_ms(path):
 def test_bad_wav_fails_before_training(corpus, tmp_path, damage, message):
     uid, wav = _train_row(corpus)
     damage(wav)
-    recipe = _load(SV_TRAIN, "sv_bad_wav")
+    recipe = load_recipe("speaker_verification")
     with pytest.raises(ManifestError) as err:
         recipe.build(_sv_argv(corpus, tmp_path / "run"))
     text = str(err.value)
@@ -248,7 +241,7 @@ def test_bad_wav_fails_before_training(corpus, tmp_path, damage, message):
 def test_bad_wav_fails_the_emotion_recipe(corpus, tmp_path):
     uid, wav = _train_row(corpus)
     _missing(wav)
-    recipe = _load(SER_TRAIN, "ser_bad_wav")
+    recipe = load_recipe("emotion_recognition")
     with pytest.raises(ManifestError, match=f"ID {uid}.*audio file not found"):
         recipe.build(_ser_argv(corpus, tmp_path / "run"))
 
@@ -256,7 +249,7 @@ def test_bad_wav_fails_the_emotion_recipe(corpus, tmp_path):
 def test_silent_wav_is_counted(corpus, tmp_path):
     uid, wav = _train_row(corpus)
     soundfile.write(wav, np.zeros(16000, np.float32), 16000)
-    recipe = _load(SV_TRAIN, "sv_silent")
+    recipe = load_recipe("speaker_verification")
     with _warnings("emotion_invariant.corpora.audio_check") as text:
         recipe.build(_sv_argv(corpus, tmp_path / "run"))
     assert "1 of 24 utterance(s) are silent" in text[0]
@@ -268,10 +261,12 @@ def test_audio_cache_is_kept_between_runs(recipe, tiny_corpus, tmp_path):
     """``--audio_cache``: the first run stores every file it checked, a
     second run on the same corpus reads none of them again."""
     cache = tmp_path / "cache"
-    script, argv = (
-        (SV_TRAIN, _sv_argv) if recipe == "sv" else (SER_TRAIN, _ser_argv)
+    task, argv = (
+        ("speaker_verification", _sv_argv)
+        if recipe == "sv"
+        else ("emotion_recognition", _ser_argv)
     )
-    module = _load(script, f"{recipe}_cache")
+    module = load_recipe(task)
     module.build(argv(tiny_corpus, tmp_path / "one", f"--audio_cache={cache}"))
     (stored,) = cache.iterdir()
     files = json.loads(stored.read_text())["files"]
@@ -298,7 +293,7 @@ def test_skip_bad_drops_bad_rows_and_their_trials(corpus, tmp_path):
         _warnings("emotion_invariant.corpora.audio_check") as dropped,
         _warnings("emotion_invariant.verification.evaluation") as unscored,
     ):
-        report = _load(SV_TRAIN, "sv_skip_bad").main(argv)
+        report = load_recipe("speaker_verification").main(argv)
     assert "dropped (skip_bad)" in dropped[0]
     assert "scored without them" in unscored[0]
     kept = read_manifest(str(out / "manifests" / "synth_test_checked.csv"))
@@ -389,7 +384,7 @@ def test_single_emotion_speakers_warn_with_the_share(tiny_corpus, tmp_path):
         yaml="ecapa_emotion_invariant.yaml",
     )
     with _warnings("emotion_invariant.data.parallel") as text:
-        _load(SV_TRAIN, "sv_one_emotion").build(argv)
+        load_recipe("speaker_verification").build(argv)
     share = 100 * 3 / len(rows)  # 3 neutral utterances of one speaker
     assert (
         f"{share:.1f}% of the views (3 of {len(rows)} utterances)" in (text[0])
@@ -406,13 +401,13 @@ def test_no_copypaste_view_possible_is_an_error(tiny_corpus, tmp_path):
         yaml="ecapa_emotion_invariant.yaml",
     )
     with pytest.raises(ManifestError, match="no emotion CopyPaste view"):
-        _load(SV_TRAIN, "sv_no_copypaste").build(argv)
+        load_recipe("speaker_verification").build(argv)
 
 
 # -- run folders --
 
-PRETRAIN = os.path.join(ROOT, "recipes", "emotion_recognition", "pretrain.py")
-SER_EVAL = os.path.join(ROOT, "recipes", "emotion_recognition", "evaluate.py")
+PRETRAIN = recipe_path("emotion_recognition", "pretrain")
+SER_EVAL = recipe_path("emotion_recognition", "evaluate")
 PRETRAIN_YAML = os.path.join(SER_YAML, "pretrain_cluster_contrastive.yaml")
 
 # A process that holds argv[1]'s run lock until its stdin closes.
@@ -466,12 +461,18 @@ def _recipe_argv(script, corpus, out):
 
 
 @pytest.mark.parametrize(
-    "script",
-    [SV_TRAIN, SV_EVAL, SER_TRAIN, SER_EVAL, PRETRAIN],
+    "task, script",
+    [
+        ("speaker_verification", "train"),
+        ("speaker_verification", "evaluate"),
+        ("emotion_recognition", "train"),
+        ("emotion_recognition", "evaluate"),
+        ("emotion_recognition", "pretrain"),
+    ],
     ids=["sv-train", "sv-evaluate", "ser-train", "ser-evaluate", "pretrain"],
 )
 def test_recipe_refuses_a_folder_another_run_holds(
-    tiny_corpus, tmp_path, script
+    tiny_corpus, tmp_path, task, script
 ):
     """A second run into a folder in use stops before writing anything."""
     out = tmp_path / "run"
@@ -479,9 +480,10 @@ def test_recipe_refuses_a_folder_another_run_holds(
     (out / "train_log.txt").write_text("epoch: 1\n")
     with _held(out) as pid:
         before = _listing(out)
-        recipe = _load(script, "locked_" + os.path.basename(script)[:-3])
+        recipe = load_recipe(task, script)
+        argv = _recipe_argv(recipe_path(task, script), tiny_corpus, out)
         with pytest.raises(RunFolderLocked) as info:
-            recipe.main(_recipe_argv(script, tiny_corpus, out))
+            recipe.main(argv)
         assert _listing(out) == before
     assert f"{out} is in use by pid {pid} (" in str(info.value)
     assert "--other-run" in str(info.value)
@@ -514,7 +516,7 @@ def test_output_folder_that_is_a_file(tiny_corpus, tmp_path):
 def test_output_folder_under_a_file(tiny_corpus, tmp_path):
     (tmp_path / "results.txt").write_text("a file\n")
     out = tmp_path / "results.txt" / "run"
-    recipe = _load(SER_TRAIN, "ser_under_a_file")
+    recipe = load_recipe("emotion_recognition")
     with pytest.raises(OSError) as info:
         recipe.main(_ser_argv(tiny_corpus, out))
     message = str(info.value)
@@ -537,7 +539,7 @@ def test_unwritable_output_folder_is_blamed_not_the_yaml(
         return makedirs(name, *args, **kwargs)
 
     monkeypatch.setattr(os, "makedirs", refuse)
-    recipe = _load(SV_TRAIN, "sv_unwritable")
+    recipe = load_recipe("speaker_verification")
     with pytest.raises(OSError) as info:
         recipe.main(_sv_argv(tiny_corpus, out))
     message = str(info.value)
@@ -565,7 +567,7 @@ def test_unusable_device_fails_before_anything_is_written(
     tiny_corpus, tmp_path, device, message
 ):
     out = tmp_path / "run"
-    recipe = _load(SV_TRAIN, "sv_device")
+    recipe = load_recipe("speaker_verification")
     with pytest.raises(ValueError) as info:
         recipe.main(_sv_argv(tiny_corpus, out, f"--device={device}"))
     assert str(info.value) == message

@@ -2,7 +2,6 @@
 (``emotion_invariant.checkpoints``)."""
 
 import errno
-import importlib.util
 import logging
 import os
 import re
@@ -14,6 +13,7 @@ import sys
 import pytest
 import torch
 from fake_corpora import TINY_ECAPA
+from recipe_scripts import load_recipe
 from speechbrain.utils.epoch_loop import EpochCounter
 
 from emotion_invariant.checkpoints import AtomicCheckpointer, CheckpointError
@@ -262,16 +262,6 @@ def test_processes_prune_in_step(tmp_path):
         assert out.splitlines()[-1] == "[0.1]"
 
 
-def _speaker_recipe():
-    spec = importlib.util.spec_from_file_location(
-        "sv_train",
-        os.path.join(ROOT, "recipes", "speaker_verification", "train.py"),
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_recipe_resumes_before_a_corrupt_checkpoint(
     tiny_corpus, tmp_path, monkeypatch
 ):
@@ -292,7 +282,7 @@ def test_recipe_resumes_before_a_corrupt_checkpoint(
         AtomicCheckpointer, "delete_checkpoints", lambda self, **kw: None
     )
     for attempt in ("first", "restart"):
-        recipe = _speaker_recipe()
+        recipe = load_recipe("speaker_verification")
         monkeypatch.setattr(recipe, "evaluate", lambda brain, hparams: None)
         recipe.main(argv)
         if attempt == "first":

@@ -1,18 +1,12 @@
 """The per-condition comparison of speaker-verification systems."""
 
-import importlib.util
 import json
-import os
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from recipe_scripts import load_recipe
 
 
 def _compare():
-    path = os.path.join(ROOT, "recipes", "speaker_verification", "compare.py")
-    spec = importlib.util.spec_from_file_location("sv_compare", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe("speaker_verification", "compare")
 
 
 def _run(folder, eers):

@@ -2,7 +2,6 @@
 SpeechBrain's own inference classes, offline."""
 
 import csv
-import importlib.util
 import os
 import re
 import shutil
@@ -14,6 +13,7 @@ import pytest
 import torch
 from fake_corpora import TINY_ECAPA
 from hyperpyyaml import load_hyperpyyaml
+from recipe_scripts import load_recipe
 
 from emotion_invariant.backend import fit
 from emotion_invariant.data.manifest import read_manifest, sample_per_group
@@ -40,12 +40,7 @@ LAYOUT = {
 
 
 def _train(task, yaml, corpus, out, *extra):
-    spec = importlib.util.spec_from_file_location(
-        f"export_test_{task}", os.path.join(ROOT, "recipes", task, "train.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(
+    load_recipe(task).main(
         [
             os.path.join(ROOT, "hparams", task, yaml),
             f"--data_folder={corpus}",

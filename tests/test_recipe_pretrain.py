@@ -1,7 +1,6 @@
 """Cluster-guided contrastive pretraining and its hand-over to fine-tuning."""
 
 import csv
-import importlib.util
 import logging
 import os
 import re
@@ -13,6 +12,7 @@ from types import SimpleNamespace
 import pytest
 import speechbrain as sb
 import torch
+from recipe_scripts import load_recipe
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
 from emotion_invariant.augment.views import to_views
@@ -55,18 +55,9 @@ ENCODER = [
 ]
 
 
-def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        f"pretrain_test_{name}", os.path.join(RECIPE, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def pretrain():
-    return _load("pretrain")
+    return load_recipe("emotion_recognition", "pretrain")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -431,7 +422,7 @@ def test_finetune_from_pretrained_encoder(pretrain, file_run, data, tmp_path):
     train = read_manifest(data.manifests / "synth_train.csv")
     budget = label_budget(train, 0.5, seed=0, source="train")
     write_manifest(budget, str(tmp_path / "train_budget.csv"))
-    recipe = _load("train")
+    recipe = load_recipe("emotion_recognition", "train")
     ser_argv = _ser_argv(
         data, tmp_path / "ser", tmp_path / "train_budget.csv", "--debug"
     )
@@ -469,7 +460,7 @@ def test_finetune_warns_of_another_normalisation(file_run, data, tmp_path):
     """Fine-tuning on features normalised unlike the pretraining's is
     allowed, and said; the same normalisation says nothing."""
     out = file_run[0]
-    recipe = _load("train")
+    recipe = load_recipe("emotion_recognition", "train")
     train = data.manifests / "synth_train.csv"
     # build() runs SpeechBrain's logging set-up, whose dictConfig replaces
     # the root handlers (caplog's among them): listen on the loader's logger.
@@ -500,7 +491,7 @@ def test_finetune_rejects_unlabelled_rows(data, tmp_path):
     rows = read_manifest(data.manifests / "synth_train.csv")
     rows[3] = dict(rows[3], emo="")
     write_manifest(rows, str(tmp_path / "train.csv"))
-    recipe = _load("train")
+    recipe = load_recipe("emotion_recognition", "train")
     argv = _ser_argv(data, tmp_path / "ser", tmp_path / "train.csv")
     with pytest.raises(ManifestError, match=rf"line 5 \(ID {rows[3]['ID']}\)"):
         recipe.build(argv)

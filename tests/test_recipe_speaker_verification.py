@@ -1,6 +1,5 @@
 """Smoke runs of the speaker-verification recipe on the tiny corpus."""
 
-import importlib.util
 import json
 import os
 from collections import Counter
@@ -9,6 +8,7 @@ import pytest
 import speechbrain as sb
 import torch
 from fake_corpora import TINY_ECAPA
+from recipe_scripts import load_recipe
 from speechbrain.lobes.models.ECAPA_TDNN import ECAPA_TDNN
 
 from emotion_invariant.data.manifest import read_manifest
@@ -21,15 +21,6 @@ HPARAMS = os.path.join(ROOT, "hparams", "speaker_verification")
 TINY_MODEL = TINY_ECAPA
 
 
-def _recipe():
-    spec = importlib.util.spec_from_file_location(
-        "sv_train", os.path.join(RECIPE, "train.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _run(yaml, corpus, out, *extra):
     argv = [
         os.path.join(HPARAMS, yaml),
@@ -38,7 +29,7 @@ def _run(yaml, corpus, out, *extra):
         *TINY_MODEL,
         *extra,
     ]
-    return _recipe().main(argv)
+    return load_recipe("speaker_verification").main(argv)
 
 
 @pytest.mark.parametrize(
@@ -91,7 +82,7 @@ def _final_state(out):
 def test_speaker_batches(tiny_corpus, tmp_path, monkeypatch):
     """``speakers_per_batch`` gives P speakers x K utterances a batch, with
     new batches each epoch."""
-    recipe = _recipe()
+    recipe = load_recipe("speaker_verification")
     seen = []
     original = recipe.SpeakerBrain.on_fit_batch_start
 
@@ -138,7 +129,7 @@ def test_resume_after_interrupted_epoch(
     yaml = "ecapa_emotion_invariant.yaml"
     _run(yaml, tiny_corpus, tmp_path / "unbroken", *common)
 
-    recipe = _recipe()
+    recipe = load_recipe("speaker_verification")
     calls = {"n": 0}
     original = recipe.SpeakerBrain.on_fit_batch_end
 
@@ -159,7 +150,7 @@ def test_resume_after_interrupted_epoch(
     with pytest.raises(_Interrupt):
         recipe.main(argv)
     monkeypatch.undo()
-    _recipe().main(argv)
+    load_recipe("speaker_verification").main(argv)
 
     (model_a, optim_a), (model_b, optim_b) = (
         _final_state(tmp_path / name) for name in ("unbroken", "broken")
@@ -324,7 +315,7 @@ def test_head_and_neutral_targets_are_speaker_means(
         "--erl_target=neutral",
         "--imprint_utterances=1000",  # every utterance of the tiny corpus
     ]
-    recipe = _recipe()
+    recipe = load_recipe("speaker_verification")
     brain, hparams, _, _ = recipe.build(argv)
     rows = read_manifest(hparams["train_annotation"])
     if emotion is None:
@@ -359,11 +350,7 @@ def test_head_and_neutral_targets_are_speaker_means(
 def test_zero_shot_evaluation(tiny_corpus, tmp_path):
     """evaluate.py with no checkpoint scores the pretrained model as is."""
     _published_tiny(tmp_path / "pretrained")
-    spec = importlib.util.spec_from_file_location(
-        "sv_evaluate", os.path.join(RECIPE, "evaluate.py")
-    )
-    evaluate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evaluate)
+    evaluate = load_recipe("speaker_verification", "evaluate")
     common = [
         os.path.join(HPARAMS, "ecapa_baseline.yaml"),
         f"--data_folder={tiny_corpus}",
@@ -407,11 +394,7 @@ def test_evaluating_a_save_folder_without_checkpoint_is_an_error(
     _published_tiny(tmp_path / "pretrained")
     failed = tmp_path / "failed" / "save"
     failed.mkdir(parents=True)  # as a run stopped before its first epoch
-    spec = importlib.util.spec_from_file_location(
-        "sv_evaluate_failed", os.path.join(RECIPE, "evaluate.py")
-    )
-    evaluate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evaluate)
+    evaluate = load_recipe("speaker_verification", "evaluate")
     out = tmp_path / "nap"
     with pytest.raises(ValueError) as info:
         evaluate.main(
@@ -459,11 +442,7 @@ def test_evaluating_the_save_folder_of_a_run_in_progress_is_an_error(
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        spec = importlib.util.spec_from_file_location(
-            "sv_evaluate_running", os.path.join(RECIPE, "evaluate.py")
-        )
-        evaluate = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(evaluate)
+        evaluate = load_recipe("speaker_verification", "evaluate")
         with pytest.raises(RunFolderLocked) as info:
             evaluate.main(
                 [
@@ -560,11 +539,7 @@ def test_evaluate_another_runs_checkpoint_leaves_it_untouched(
         }
 
     before = files(source)
-    spec = importlib.util.spec_from_file_location(
-        "sv_evaluate_other", os.path.join(RECIPE, "evaluate.py")
-    )
-    evaluate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evaluate)
+    evaluate = load_recipe("speaker_verification", "evaluate")
     evaluate.main(
         [
             os.path.join(HPARAMS, "ecapa_baseline.yaml"),
@@ -695,20 +670,12 @@ def test_backend_evaluation_also_reports_without_it(tiny_corpus, tmp_path):
     )
     assert with_report["overall"] != plain["overall"]
     # compare.py takes the plain report as a run, paired on the same trials.
-    spec = importlib.util.spec_from_file_location(
-        "sv_compare", os.path.join(RECIPE, "compare.py")
-    )
-    compare = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(compare)
+    compare = load_recipe("speaker_verification", "compare")
     text = compare.compare(
         [f"plain={beside / 'report.json'}", f"wccn={tmp_path / 'with'}"]
     )
     assert "Paired on the same trials" in text
-    spec = importlib.util.spec_from_file_location(
-        "sv_evaluate_again", os.path.join(RECIPE, "evaluate.py")
-    )
-    evaluate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evaluate)
+    evaluate = load_recipe("speaker_verification", "evaluate")
     again = evaluate.main(
         [
             os.path.join(HPARAMS, "ecapa_baseline.yaml"),
