@@ -326,20 +326,12 @@ class AtomicCheckpointer(Checkpointer):
         CheckpointError
             When checkpoints are there but none is sound.
         """
-        problems = []
-        for ckpt in self.find_checkpoints(
+        return self._first_sound(
             importance_key=importance_key,
             max_key=max_key,
             min_key=min_key,
             ckpt_predicate=ckpt_predicate,
-        ):
-            problem = self._problem(ckpt)
-            if problem is None:
-                return ckpt
-            self._skip(ckpt.path, problem)
-            problems.append(problem)
-        self._give_up(problems)
-        return None
+        )
 
     def recover_if_possible(
         self,
@@ -361,24 +353,41 @@ class AtomicCheckpointer(Checkpointer):
         CheckpointError
             When checkpoints are there but none loads.
         """
-        problems = []
-        for ckpt in self.find_checkpoints(
+        ckpt = self._first_sound(
+            self.load_checkpoint,
             importance_key=importance_key,
             max_key=max_key,
             min_key=min_key,
             ckpt_predicate=ckpt_predicate,
-        ):
+        )
+        if ckpt is None:
+            logger.info("Would load a checkpoint here, but none found yet.")
+        return ckpt
+
+    def _first_sound(self, load=None, **order):
+        """The first checkpoint, in the ``order`` of
+        ``Checkpointer.find_checkpoints``, whose files are all there and
+        sound and, given ``load``, that ``load`` loads; each one before it
+        skipped with a warning. None when there is none.
+
+        Raises
+        ------
+        CheckpointError
+            When checkpoints are there but none will do.
+        """
+        problems = []
+        for ckpt in self.find_checkpoints(**order):
             problem = self._problem(ckpt)
             if problem is None:
                 try:
-                    self.load_checkpoint(ckpt)
+                    if load is not None:
+                        load(ckpt)
                     return ckpt
                 except _UnloadableFile as err:
                     problem = str(err)
             self._skip(ckpt.path, problem)
             problems.append(problem)
         self._give_up(problems)
-        logger.info("Would load a checkpoint here, but none found yet.")
         return None
 
     def _call_load_hooks(self, checkpoint):
