@@ -35,81 +35,19 @@ import tempfile
 
 from emotion_invariant.atomic import atomic_open
 from emotion_invariant.runlock import RunFolderLocked, acquire_run_lock
+from emotion_invariant.suite.execute import execute
 from emotion_invariant.suite.plan import (
     SuiteError,
-    compare_commands,
-    execute,
     load_plan,
     placeholders,
-    plan_runs,
     project_root,
 )
 from emotion_invariant.suite.process import Stopped, stop_signals
+from emotion_invariant.suite.runs import plan_runs
+from emotion_invariant.suite.tables import compare_commands, summary
 
 #: Which plan an output folder's results are of.
 PLAN_STAMP = "suite_plan.json"
-
-
-def _minutes(seconds):
-    return f"{seconds / 60:.1f} min"
-
-
-def summary(plan, runs, args, tables):
-    """The suite's README: settings, per-system time, and every table.
-
-    Arguments
-    ---------
-    plan : dict
-    runs : list of Run
-    args : argparse.Namespace
-    tables : list of (str, list of str, list of str, str)
-        Task, comparison argv, systems left out, the table's text.
-
-    Returns
-    -------
-    str
-    """
-    data = os.path.basename(os.path.normpath(args.data_folder))
-    lines = [
-        f"# {args.corpus}: every method, over speaker folds and seeds",
-        "",
-        f"Corpus `{args.corpus}` (data folder `{data}`), speaker-disjoint "
-        f"folds (the corpus's own, else {plan['n_folds']} drawn), folds run: "
-        f"{', '.join(map(str, plan['folds']))}; seeds "
-        f"{', '.join(map(str, plan['seeds']))}. Command:",
-        "",
-        "```bash",
-        "python -m emotion_invariant.suite "
-        + " ".join(shlex.quote(a) for a in args.argv),
-        "```",
-        "",
-        "| task | system | runs finished | run time |",
-        "|---|---|---:|---:|",
-    ]
-    total = 0.0
-    for task, system in dict.fromkeys((r.task, r.system) for r in runs):
-        mine = [r for r in runs if (r.task, r.system) == (task, system)]
-        done = [r for r in mine if r.wall_s is not None]
-        seconds = sum(r.wall_s for r in done)
-        total += seconds
-        lines.append(
-            f"| {task} | {system} | {len(done)}/{len(mine)} | "
-            f"{_minutes(seconds)} |"
-        )
-    lines += ["", f"Total run time: {_minutes(total)}.", ""]
-    made = {task: (missing, text) for task, _, missing, text in tables}
-    for task in dict.fromkeys(r.task for r in runs):
-        if not plan["tasks"][task].get("compare"):
-            continue
-        # A task none of whose systems finished has no table, but says so.
-        everyone = list(dict.fromkeys(r.system for r in runs if r.task == task))
-        missing, text = made.get(task, (everyone, ""))
-        lines += [f"## {task}", ""]
-        if missing:
-            lines += [f"Not finished, left out: {', '.join(missing)}.", ""]
-        if text:
-            lines += [text.strip(), ""]
-    return "\n".join(lines)
 
 
 def _system(plan, run):
@@ -363,27 +301,37 @@ def _run_suite(args):
 
 def _selection(plan, args):
     """The tasks and systems ``--only`` and ``--systems`` select."""
-    tasks = set(plan["tasks"])
-    if args.only:
-        unknown = sorted(set(args.only) - tasks)
-        if unknown:
-            raise SuiteError(
-                f"--only: no task {', '.join(unknown)} in {args.plan} "
-                f"(tasks: {', '.join(plan['tasks'])})"
-            )
-        tasks = set(args.only)
-    systems = {
-        name for task in tasks for name in plan["tasks"][task]["systems"]
-    }
-    if args.systems:
-        unknown = sorted(set(args.systems) - systems)
-        if unknown:
-            raise SuiteError(
-                f"--systems: no system {', '.join(unknown)} in "
-                f"{args.plan} (systems: {', '.join(sorted(systems))})"
-            )
-        systems = set(args.systems)
-    return tasks, systems
+    tasks = _chosen("--only", "task", args.only, list(plan["tasks"]), args)
+    systems = sorted(
+        {name for task in tasks for name in plan["tasks"][task]["systems"]}
+    )
+    return tasks, _chosen("--systems", "system", args.systems, systems, args)
+
+
+def _chosen(option, noun, asked, known, args):
+    """The names ``option`` asked for (all ``known`` ones if none), each
+    checked to be known.
+
+    Example
+    -------
+    >>> args = argparse.Namespace(plan="p.yaml")
+    >>> sorted(_chosen("--only", "task", None, ["sv", "ser"], args))
+    ['ser', 'sv']
+    >>> _chosen("--only", "task", ["sv", "x"], ["sv", "ser"], args)
+    Traceback (most recent call last):
+    ...
+    emotion_invariant.suite.plan.SuiteError: --only: no task x in p.yaml \
+(tasks: sv, ser)
+    """
+    if not asked:
+        return set(known)
+    unknown = sorted(set(asked) - set(known))
+    if unknown:
+        raise SuiteError(
+            f"{option}: no {noun} {', '.join(unknown)} in {args.plan} "
+            f"({noun}s: {', '.join(known)})"
+        )
+    return set(asked)
 
 
 if __name__ == "__main__":
