@@ -11,7 +11,7 @@ DEMO_DATA ?= $(DEMO_DIR)/corpus
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: corpus pretrained zero-shot real demo demo-scratch ablation ablation-run ser ser-run supcon supcon-run \
-	pretraining clusters pretrain-run finetune-run test lint espeak clean
+	pretraining clusters pretrain-run finetune-run hparams test lint espeak clean
 
 comma := ,
 space := $(empty) $(empty)
@@ -258,6 +258,11 @@ finetune-run:
 		--label_fraction=$(FRACTION) --norm_type=$(PT_NORM) \
 		--output_folder=$(PT_DIR)/finetune/$(ROW)_$(FRACTION)/$(SEED) \
 		$(if $(filter none,$(ROW)),,--pretrained_encoder=$(PT_DIR)/$(ROW)/$(SEED))
+
+# The recipe files hparams/<task>/*.yaml, rendered from hparams/<task>/sources/
+# (docs/hparams.md); run after editing a source.
+hparams: $(STAMP)
+	$(PY) -m emotion_invariant.hparams render
 
 test: $(STAMP) espeak
 	$(PY) -m pytest -q

@@ -1,11 +1,12 @@
 """A recipe's start-up, the same for every recipe.
 
 SpeechBrain recipes begin alike: parse the command line, load the
-hyperparameters (here through :func:`emotion_invariant.hparams.load_hparams`,
-which follows ``base:`` variants), join the DDP group, create the
-experiment folder and prepare the data on the main process. Each recipe and
-its ``evaluate.py`` call :func:`start` instead of repeating it; it also
-checks the device and locks the output folder for the run
+hyperparameters (``load_hyperpyyaml`` on the file, here through
+:func:`emotion_invariant.hparams.load_hparams`, which also checks every
+method and training key), join the DDP group, create the experiment folder
+and prepare the data on the main process. Each recipe and its
+``evaluate.py`` call :func:`start` instead of repeating it; it also checks
+the device and locks the output folder for the run
 (:mod:`emotion_invariant.runlock`) before anything is written there.
 """
 
@@ -27,8 +28,8 @@ from emotion_invariant.data.fold_manifests import (
 from emotion_invariant.data.folds import ROLES
 from emotion_invariant.hparams import (
     load_hparams,
+    parse_overrides,
     plain_hparams,
-    resolve_hparams,
     save_hparams,
 )
 from emotion_invariant.memory import keep_freed_memory
@@ -214,9 +215,9 @@ def start(argv, prepare_data=None, check=None):
     Returns
     -------
     tuple
-        ``(hparams, run_opts, base_file, overrides)``: overrides is a dict
-        of the variant's and the command line's overrides, so that a recipe
-        can load the same file again with more of them.
+        ``(hparams, run_opts, hparams_file, overrides)``: overrides is a
+        dict of the command line's overrides, so that a recipe can load the
+        same file again with more of them.
 
     """
     check_override_values(argv)
@@ -229,10 +230,8 @@ def start(argv, prepare_data=None, check=None):
         _script_name(),
     )
     try:
-        hparams, base_file, overrides_yaml = load_hparams(
-            hparams_file, overrides
-        )
-        _, overrides = resolve_hparams(hparams_file, overrides)
+        hparams = load_hparams(hparams_file, overrides)[0]
+        overrides = parse_overrides(overrides)
         if check is not None:
             check(hparams)
         if not torch.distributed.is_initialized():  # once, however many runs
@@ -240,10 +239,10 @@ def start(argv, prepare_data=None, check=None):
         sb.create_experiment_directory(
             experiment_directory=hparams["output_folder"]
         )
-        # Written here, not by SpeechBrain, which cannot follow `include:`.
+        # SpeechBrain's hyperparams.yaml, written through a temporary file.
         run_on_main(
             save_hparams,
-            args=[base_file, overrides_yaml, hparams["output_folder"]],
+            args=[hparams_file, overrides, hparams["output_folder"]],
         )
         if prepare_data is not None and not hparams["skip_prep"]:
             run_on_main(prepare_data, kwargs={"hparams": hparams})
@@ -253,7 +252,7 @@ def start(argv, prepare_data=None, check=None):
         if lock is not None:
             lock.release()
         raise
-    return hparams, run_opts, base_file, overrides
+    return hparams, run_opts, hparams_file, overrides
 
 
 def prepare_corpus(hparams):
@@ -438,7 +437,9 @@ def start_run(argv, fold=None, check=None, audio=ANNOTATIONS):
     tuple
         ``(hparams, run_opts)``.
     """
-    hparams, run_opts, base_file, overrides = start(argv, prepare_corpus, check)
+    hparams, run_opts, hparams_file, overrides = start(
+        argv, prepare_corpus, check
+    )
     if fold is None:
         fold = hparams["fold"]
     if fold == "all" or "," in str(fold):
@@ -450,6 +451,6 @@ def start_run(argv, fold=None, check=None, audio=ANNOTATIONS):
             write_fold_manifests,
             kwargs={"hparams": {**hparams, **run}, "fold": fold},
         )
-        hparams = load_hparams(base_file, {**overrides, **run})[0]
+        hparams = load_hparams(hparams_file, {**overrides, **run})[0]
     check_audio(hparams, audio)
     return hparams, run_opts

@@ -128,8 +128,9 @@ def check_emotion_settings(hparams):
 
 
 def grid_points(hparams):
-    """The settings the run trains, in order: ``select_grid``'s product,
-    each key it leaves out at its single value.
+    """The settings the run trains, in order: ``select_grid``'s product
+    (``preset_grid``'s when it is empty), each key it leaves out at its
+    single value.
 
     Example
     -------
@@ -145,7 +146,9 @@ def grid_points(hparams):
     ValueError: select_grid: 'epochs' is not a grid key; expected some of: \
 head_type, layer_set, lr (epochs: the best dev epoch of each point)
     """
-    grid = hparams.get("select_grid") or {}
+    # A grid given on the command line replaces the preset's whole: an
+    # override of one mapping would be merged into it, key by key.
+    grid = hparams.get("select_grid") or hparams.get("preset_grid") or {}
     if not isinstance(grid, dict):
         raise ValueError(
             f"select_grid: {grid!r} is not valid; expected null or a mapping "
