@@ -31,11 +31,11 @@ SV_HP := hparams/speaker_verification
 SEED ?= 1
 SEEDS ?= 1 2 3
 ABLATION_DIR ?= results/ablation
-ROW_baseline :=
-ROW_copypaste := --copypaste_prob=1.0
-ROW_copypaste_erl := --copypaste_prob=1.0 --erl_weight=1.0
-ROW_copypaste_erl_mask := --copypaste_prob=1.0 --erl_weight=1.0 \
-	--mask_ratio=0.1 --mask_prob=0.5
+# The ablation rows: each a file of $(SV_HP), the methods added one at a time.
+ROW_baseline := ecapa_baseline
+ROW_copypaste := ecapa_copypaste
+ROW_copypaste_erl := ecapa_copypaste_erl
+ROW_copypaste_erl_mask := ecapa_emotion_invariant
 ROWS := baseline copypaste copypaste_erl copypaste_erl_mask
 
 corpus: $(STAMP) espeak
@@ -139,7 +139,7 @@ demo-scratch: corpus
 		baseline=$(DEMO_DIR)/baseline/$(SEED) \
 		emotion-invariant=$(DEMO_DIR)/emotion_invariant/$(SEED)
 
-# The four ablation rows (overrides on one yaml) over $(SEEDS).
+# The four ablation rows over $(SEEDS).
 ablation: corpus
 	@for seed in $(SEEDS); do for row in $(ROWS); do \
 		$(MAKE) --no-print-directory ablation-run ROW=$$row SEED=$$seed \
@@ -149,9 +149,9 @@ ablation: corpus
 		$(foreach row,$(ROWS),$(row)=$(subst $(space),$(comma),$(foreach seed,$(SEEDS),$(ABLATION_DIR)/$(row)/$(seed))))
 
 ablation-run:
-	$(PY) $(SV)/train.py $(SV_HP)/ecapa_base.yaml --seed=$(SEED) \
+	$(PY) $(SV)/train.py $(SV_HP)/$(ROW_$(ROW)).yaml --seed=$(SEED) \
 		--data_folder=$(DEMO_DATA) --experiment=$(ROW) \
-		--output_folder=$(ABLATION_DIR)/$(ROW)/$(SEED) $(ROW_$(ROW))
+		--output_folder=$(ABLATION_DIR)/$(ROW)/$(SEED)
 
 # Speaker-independent emotion recognition: baseline and speaker adversary
 # over $(SEEDS), then the comparison (UA, WA, macro-F1, speaker probe).
@@ -174,13 +174,15 @@ ser-run:
 		--data_folder=$(DEMO_DATA) --number_of_epochs=$(SER_EPOCHS) \
 		--output_folder=$(SER_DIR)/$(ROW)/$(SEED)
 
-# SupCon-AAM: AAM only, SupCon only, SupCon+AAM, SupCon+AAM with the
-# emotion-invariant methods, as overrides of ecapa_supcon_aam.yaml.
+# SupCon-AAM: AAM only, SupCon only, SupCon+AAM (overrides of
+# ecapa_supcon_aam.yaml), SupCon+AAM with the emotion-invariant methods
+# (ecapa_supcon_aam_emotion_invariant.yaml).
 SUPCON_DIR ?= results/supcon
 SC_aam := --supcon_weight=0
 SC_supcon := --aam_weight=0
 SC_supcon_aam :=
-SC_supcon_aam_ei := $(ROW_copypaste_erl_mask)
+SC_supcon_aam_ei :=
+SC_FILE_supcon_aam_ei := _emotion_invariant
 SC_ROWS := aam supcon supcon_aam supcon_aam_ei
 
 supcon: corpus
@@ -192,8 +194,8 @@ supcon: corpus
 		$(foreach row,$(SC_ROWS),$(row)=$(subst $(space),$(comma),$(foreach seed,$(SEEDS),$(SUPCON_DIR)/$(row)/$(seed))))
 
 supcon-run:
-	$(PY) $(SV)/train.py $(SV_HP)/ecapa_supcon_aam.yaml --seed=$(SEED) \
-		--data_folder=$(DEMO_DATA) --experiment=$(ROW) \
+	$(PY) $(SV)/train.py $(SV_HP)/ecapa_supcon_aam$(SC_FILE_$(ROW)).yaml \
+		--seed=$(SEED) --data_folder=$(DEMO_DATA) --experiment=$(ROW) \
 		--output_folder=$(SUPCON_DIR)/$(ROW)/$(SEED) $(SC_$(ROW))
 
 # Cluster-guided contrastive pretraining: clusters of the training speakers'

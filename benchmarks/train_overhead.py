@@ -2,9 +2,10 @@
 """Training overhead of the emotion-invariant step against the baseline.
 
 Runs the speaker-verification recipe's training step for the same number of
-batches, at the same batch size, for each ablation row, and prints the time
-per training utterance of each as a ratio against the baseline measured in
-the same run (rows interleaved, median of ``--repeats``).
+batches, at the same batch size, for each ablation row (its file in
+``hparams/speaker_verification``, as ``make ablation`` runs it), and prints
+the time per training utterance of each as a ratio against the baseline
+measured in the same run (rows interleaved, median of ``--repeats``).
 
     python benchmarks/train_overhead.py [--data_folder DIR] [--batches N]
 
@@ -22,18 +23,12 @@ import time
 import torch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HPARAMS = os.path.join(
-    ROOT, "hparams", "speaker_verification", "ecapa_base.yaml"
-)
+HPARAMS = os.path.join(ROOT, "hparams", "speaker_verification")
 ROWS = {
-    "baseline": [],
-    "+copypaste": ["--copypaste_prob=1.0"],
-    "+copypaste+erl": ["--copypaste_prob=1.0", "--erl_weight=1.0"],
-    "+copypaste+erl+mask": [
-        "--copypaste_prob=1.0",
-        "--erl_weight=1.0",
-        "--mask_ratio=0.2",
-    ],
+    "baseline": "ecapa_baseline.yaml",
+    "+copypaste": "ecapa_copypaste.yaml",
+    "+copypaste+erl": "ecapa_copypaste_erl.yaml",
+    "+copypaste+erl+mask": "ecapa_emotion_invariant.yaml",
 }
 
 
@@ -45,17 +40,16 @@ def _recipe():
     return module
 
 
-def time_row(recipe, data_folder, out, extra, batches):
+def time_row(recipe, data_folder, out, yaml, batches):
     """Seconds per training utterance of one row."""
     brain, hparams, train, _ = recipe.build(
         [
-            HPARAMS,
+            os.path.join(HPARAMS, yaml),
             f"--data_folder={data_folder}",
             f"--output_folder={out}",
             "--debug",
             f"--debug_batches={batches}",
             "--debug_epochs=1",
-            *extra,
         ]
     )
     start = time.perf_counter()
@@ -85,10 +79,10 @@ def main():
             synthesize_corpus(data_folder, speakers=24, utterances=4)
         times = {name: [] for name in ROWS}
         for repeat in range(args.repeats):
-            for name, extra in ROWS.items():
+            for name, yaml in ROWS.items():
                 out = os.path.join(tmp, f"{name}-{repeat}")
                 times[name].append(
-                    time_row(recipe, data_folder, out, extra, args.batches)
+                    time_row(recipe, data_folder, out, yaml, args.batches)
                 )
     base = statistics.median(times["baseline"])
     print(

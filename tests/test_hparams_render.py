@@ -297,3 +297,57 @@ def test_emotion_encoder_is_written_once():
             loaded.append(_values(f.read(), {"data_folder": "unused"}))
     for key in ENCODER_KEYS:
         assert loaded[0][key] == loaded[1][key], key
+
+
+#: Each ablation row's file, from scratch and on the fine-tuning preset.
+ROWS = ("baseline", "copypaste", "copypaste_erl", "emotion_invariant")
+METHOD_KEYS = ("copypaste_prob", "erl_weight", "mask_ratio", "mask_prob")
+
+
+def _speaker_values(name):
+    path = os.path.join(HPARAMS, "speaker_verification", name)
+    with open(path, encoding="utf-8") as f:
+        return _values(f.read(), {"data_folder": "d", "output_folder": "o"})
+
+
+def test_ablation_rows_are_the_same_switches_on_each_preset():
+    base = _speaker_values("ecapa_baseline.yaml")
+    finetune = _speaker_values("ecapa_voxceleb_finetune.yaml")
+    seen = set()
+    for row in ROWS[1:]:
+        scratch = _speaker_values(f"ecapa_{row}.yaml")
+        tuned = _speaker_values(f"ecapa_voxceleb_finetune_{row}.yaml")
+        switches = {  # the values (an object's arguments follow them)
+            key: scratch[key]
+            for key in scratch
+            if scratch[key] != base[key]
+            and key != "experiment"
+            and not isinstance(scratch[key], dict)
+        }
+        assert set(switches) <= set(METHOD_KEYS), row
+        assert set(switches) > seen, row  # each row adds a method
+        seen = set(switches)
+        for key in scratch:
+            if key != "experiment" and not isinstance(scratch[key], dict):
+                expected = switches.get(key, finetune[key])
+                assert tuned[key] == expected, (row, key)
+    supcon = _speaker_values("ecapa_supcon_aam.yaml")
+    with_methods = _speaker_values("ecapa_supcon_aam_emotion_invariant.yaml")
+    for key in METHOD_KEYS:
+        assert with_methods[key] == scratch[key] != supcon[key], key
+
+
+def test_ablation_rows_are_written_once():
+    """The Makefile, the suite plans and the benchmarks name the row
+    files; none sets a method switch itself."""
+    setting = re.compile(rf"({'|'.join(METHOD_KEYS)})\W*[:=]\W*[\d.]")
+    places = [os.path.join(ROOT, "Makefile")]
+    for folder in ("benchmarks", os.path.join("hparams", "suite")):
+        for name in sorted(os.listdir(os.path.join(ROOT, folder))):
+            places.append(os.path.join(ROOT, folder, name))
+    for path in places:
+        if not path.endswith((".py", ".yaml", "Makefile")):
+            continue
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                assert not setting.search(line), f"{path}:{number}: {line}"
