@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny synthesized corpus, made once per test session."""
 
+import logging
 import socket
+import sys
 
 import pytest
 
@@ -26,3 +28,32 @@ def no_network(monkeypatch):
 
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(autouse=True)
+def log_handlers_on_open_streams():
+    """Each test starts with no log handler writing to a closed stream.
+
+    A recipe run inside a test sets up SpeechBrain's stream handler on that
+    test's captured stderr, which pytest closes afterwards; a later test's
+    log record would then print a ``--- Logging error ---`` traceback into
+    its own stderr, and a test that checks the stderr of a command for
+    tracebacks would fail for another test's sake. Such handlers are pointed
+    at the current stderr.
+    """
+    loggers = [logging.getLogger()] + [
+        logger
+        for logger in logging.Logger.manager.loggerDict.values()
+        if isinstance(logger, logging.Logger)
+    ]
+    for logger in loggers:
+        for handler in logger.handlers:
+            if (
+                type(handler) is not logging.FileHandler
+                and isinstance(handler, logging.StreamHandler)
+                and getattr(handler.stream, "closed", False)
+            ):
+                # setStream would flush the closed stream first.
+                with handler.lock:
+                    handler.stream = sys.stderr
+    yield
