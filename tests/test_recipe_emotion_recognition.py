@@ -3,7 +3,6 @@
 import copy
 import csv
 import doctest
-import importlib.util
 import json
 import os
 import re
@@ -13,6 +12,7 @@ import pytest
 import speechbrain as sb
 import torch
 from fake_corpora import TINY_ECAPA
+from recipe_scripts import load_recipe
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from emotion_invariant.data.folds import (
@@ -31,7 +31,6 @@ from emotion_invariant.hparams import load_hparams
 from emotion_invariant.scoring.extract import extract_embeddings
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPE = os.path.join(ROOT, "recipes", "emotion_recognition")
 HPARAMS = os.path.join(ROOT, "hparams", "emotion_recognition")
 TINY_MODEL = [
     *TINY_ECAPA,
@@ -42,12 +41,7 @@ TINY_MODEL = [
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        f"ser_test_{name}", os.path.join(RECIPE, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe("emotion_recognition", name)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 dev-only choice, enrolment, and the export that SpeechBrain runs."""
 
 import csv
-import importlib.util
 import json
 import logging
 import os
@@ -14,6 +13,7 @@ import pytest
 import soundfile
 import torch
 from fake_corpora import TINY_ECAPA
+from recipe_scripts import load_recipe
 from sklearn.metrics import balanced_accuracy_score
 
 from emotion_invariant.data.manifest import (
@@ -25,19 +25,13 @@ from emotion_invariant.emotion.enrolment import enrolment_rows
 from emotion_invariant.models.pretrained import save_encoder
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RECIPE = os.path.join(ROOT, "recipes", "emotion_recognition")
 PRESET = os.path.join(
     ROOT, "hparams", "emotion_recognition", "ser_ecapa_frozen_layers.yaml"
 )
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        f"frozen_layers_{name}", os.path.join(RECIPE, f"{name}.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_recipe("emotion_recognition", name)
 
 
 @pytest.fixture(scope="module")
