@@ -32,6 +32,19 @@ def _run(yaml, corpus, out, *extra):
     return load_recipe("speaker_verification").main(argv)
 
 
+def _scored_as_is(corpus, out, pretrained, *extra):
+    """The baseline recipe trained for no epoch: the pretrained model in
+    ``pretrained`` evaluated as it is."""
+    return _run(
+        "ecapa_baseline.yaml",
+        corpus,
+        out,
+        "--number_of_epochs=0",
+        f"--pretrained_path={pretrained}",
+        *extra,
+    )
+
+
 @pytest.mark.parametrize(
     "yaml, extra",
     [
@@ -183,13 +196,7 @@ def test_starts_from_local_pretrained_folder(tiny_corpus, tmp_path):
     """With no epoch to train, test embeddings are the pretrained model's."""
     model = _pretrained_folder(tmp_path / "pretrained")
     out = tmp_path / "run"
-    _run(
-        "ecapa_baseline.yaml",
-        tiny_corpus,
-        out,
-        "--number_of_epochs=0",
-        f"--pretrained_path={tmp_path / 'pretrained'}",
-    )
+    _scored_as_is(tiny_corpus, out, tmp_path / "pretrained")
     ids, emb = load_embeddings(str(out / "eval" / "embeddings.npz"))
     from emotion_invariant.data.audio import read_audio
     from emotion_invariant.data.manifest import read_manifest
@@ -221,13 +228,7 @@ def test_corrupt_pretrained_folder_fails_clearly(tiny_corpus, tmp_path):
     _pretrained_folder(folder)
     (folder / "embedding_model.ckpt").write_bytes(b"not a checkpoint")
     with pytest.raises(PretrainedError, match="embedding_model.ckpt"):
-        _run(
-            "ecapa_baseline.yaml",
-            tiny_corpus,
-            tmp_path / "run",
-            "--number_of_epochs=0",
-            f"--pretrained_path={folder}",
-        )
+        _scored_as_is(tiny_corpus, tmp_path / "run", folder)
 
 
 def _published_tiny(folder):
@@ -370,13 +371,7 @@ def test_zero_shot_evaluation(tiny_corpus, tmp_path):
     assert report["title"] == "zero_shot"
     assert not list((tmp_path / "zs" / "save").glob("CKPT+*"))
     # the same embeddings as a run with nothing to train
-    _run(
-        "ecapa_baseline.yaml",
-        tiny_corpus,
-        tmp_path / "none",
-        "--number_of_epochs=0",
-        f"--pretrained_path={tmp_path / 'pretrained'}",
-    )
+    _scored_as_is(tiny_corpus, tmp_path / "none", tmp_path / "pretrained")
     a = load_embeddings(str(eval_dir / "embeddings.npz"))
     b = load_embeddings(str(tmp_path / "none" / "eval" / "embeddings.npz"))
     assert a[0] == b[0]
@@ -500,13 +495,8 @@ def test_emotion_nap_at_evaluation(tiny_corpus, tmp_path):
 
     _published_tiny(tmp_path / "pretrained")
     out = tmp_path / "run"
-    _run(
-        "ecapa_baseline.yaml",
-        tiny_corpus,
-        out,
-        "--number_of_epochs=0",
-        f"--pretrained_path={tmp_path / 'pretrained'}",
-        "--emotion_nap_dims=2",
+    _scored_as_is(
+        tiny_corpus, out, tmp_path / "pretrained", "--emotion_nap_dims=2"
     )
     basis = torch.from_numpy(np.load(out / "eval" / "nap.npz")["basis"])
     assert basis.shape == (2, 16)
@@ -574,12 +564,10 @@ def test_scoring_backend_at_evaluation(tiny_corpus, tmp_path, monkeypatch):
     monkeypatch.setattr(evaluation, "score_trials", spy)
     _published_tiny(tmp_path / "pretrained")
     out = tmp_path / "run"
-    _run(
-        "ecapa_baseline.yaml",
+    _scored_as_is(
         tiny_corpus,
         out,
-        "--number_of_epochs=0",
-        f"--pretrained_path={tmp_path / 'pretrained'}",
+        tmp_path / "pretrained",
         "--scoring_backend=within_speaker_nap",
         "--backend_dims=2",
         "--score_norm=as",
@@ -600,12 +588,10 @@ def test_scoring_backend_and_emotion_nap_together_are_refused(
 ):
     _published_tiny(tmp_path / "pretrained")
     with pytest.raises(ValueError, match="choose one"):
-        _run(
-            "ecapa_baseline.yaml",
+        _scored_as_is(
             tiny_corpus,
             tmp_path / "run",
-            "--number_of_epochs=0",
-            f"--pretrained_path={tmp_path / 'pretrained'}",
+            tmp_path / "pretrained",
             "--scoring_backend=wccn",
             "--emotion_nap_dims=2",
         )
@@ -618,12 +604,10 @@ def test_scoring_backend_chain_at_evaluation(tiny_corpus, tmp_path):
 
     _published_tiny(tmp_path / "pretrained")
     out = tmp_path / "run"
-    _run(
-        "ecapa_baseline.yaml",
+    _scored_as_is(
         tiny_corpus,
         out,
-        "--number_of_epochs=0",
-        f"--pretrained_path={tmp_path / 'pretrained'}",
+        tmp_path / "pretrained",
         "--scoring_backend=within_speaker_nap+wccn",
         "--backend_dims=2",
         "--backend_shrinkage=0.7",

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from emotion_invariant.atomic import atomic_path
 from emotion_invariant.data.audio import read_audio
 from emotion_invariant.data.manifest import resolve_wav
+from emotion_invariant.models.embedder import normalised_features
 from emotion_invariant.scoring.extract import pad_batch
 
 logger = logging.getLogger(__name__)
@@ -140,8 +141,7 @@ def layer_statistics(modules, wavs, lens):
     >>> feats.shape  # 4 blocks of 2 x 8, mfa 2 x 24, embedding 4
     torch.Size([2, 116])
     """
-    feats = modules["compute_features"](wavs)
-    feats = modules["mean_var_norm"](feats, lens)
+    feats = normalised_features(modules.__getitem__, wavs, lens)
     return encoder_statistics(modules["embedding_model"], feats, lens)
 
 

@@ -64,6 +64,26 @@ def embed(modules, wavs, lens):
         def get(name):
             return getattr(modules, name)
 
+    return get("embedding_model")(normalised_features(get, wavs, lens), lens)
+
+
+def normalised_features(get, wavs, lens):
+    """The fbank of ``wavs`` normalised as the encoder expects.
+
+    Arguments
+    ---------
+    get : callable
+        ``get(name)`` returns the module ``compute_features`` or
+        ``mean_var_norm``.
+    wavs : torch.Tensor
+        ``[B, T]`` zero-padded waveforms.
+    lens : torch.Tensor
+        ``[B]`` relative lengths.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, frames, n_mels]``.
+    """
     feats = get("compute_features")(wavs)
-    feats = get("mean_var_norm")(feats, lens)
-    return get("embedding_model")(feats, lens)
+    return get("mean_var_norm")(feats, lens)
