@@ -583,6 +583,43 @@ def test_scoring_backend_at_evaluation(tiny_corpus, tmp_path, monkeypatch):
     assert (torch.as_tensor(cohort) @ basis.T).abs().max() < 1e-4
 
 
+@pytest.mark.parametrize("split", ["train", "dev"])
+def test_scoring_backend_fit_split(tiny_corpus, tmp_path, monkeypatch, split):
+    """``backend_fit_split`` names the speakers the back-end is fitted on:
+    the training manifest's, or the dev manifest's (speakers a fine-tuning
+    never saw), and no others."""
+    import emotion_invariant.verification.evaluation as evaluation
+
+    seen = {}
+    fit = evaluation.fit
+
+    def spy(kind, embeddings, speakers, *args, **kwargs):
+        seen["speakers"] = set(speakers)
+        return fit(kind, embeddings, speakers, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "fit", spy)
+    _published_tiny(tmp_path / "pretrained")
+    out = tmp_path / "run"
+    _scored_as_is(
+        tiny_corpus,
+        out,
+        tmp_path / "pretrained",
+        "--scoring_backend=wccn",
+        f"--backend_fit_split={split}",
+    )
+    name = {"train": "synth_train.csv", "dev": "synth_dev.csv"}[split]
+    rows = read_manifest(str(out / "manifests" / name))
+    assert seen["speakers"] == {row["spk_id"] for row in rows}
+    others = read_manifest(
+        str(
+            out
+            / "manifests"
+            / ("synth_dev.csv" if split == "train" else "synth_train.csv")
+        )
+    )
+    assert not seen["speakers"] & {row["spk_id"] for row in others}
+
+
 def test_scoring_backend_and_emotion_nap_together_are_refused(
     tiny_corpus, tmp_path
 ):

@@ -48,6 +48,7 @@ RULES = {
         "none emotion_nap within_speaker_nap wccn lda consistency "
         "within_speaker_nap+wccn emotion_nap+wccn",
     ),
+    "backend_fit_split": ("choice", "train dev"),
     "backend_dims": ("int", "[1, inf)"),
     "backend_shrinkage": ("number", "[0, 1]"),
     # fine-tuning

@@ -294,10 +294,13 @@ def backend_request(hparams):
 
 
 def fit_scoring_backend(brain, hparams):
-    """The scoring back-end fitted on the training speakers, or None.
+    """The scoring back-end fitted on the training (or dev) speakers, or
+    None.
 
     Embeds at most ``nap_utterances`` utterances (drawn with the seed) of
-    each training speaker and emotion with the evaluated model, and fits
+    each speaker and emotion of ``backend_fit_split`` (``train``: the
+    training manifest; ``dev``: the dev manifest, speakers the training
+    did not see) with the evaluated model, and fits
     :func:`emotion_invariant.backend.fit` on their speaker labels (and
     emotion labels, for the members that read them: the manifest's, or
     those ``backend_emotion_model`` predicts; the draw is by the manifest's
@@ -307,8 +310,12 @@ def fit_scoring_backend(brain, hparams):
     if request is None:
         return None
     kind, settings = request
+    split = hparams.get("backend_fit_split", "train")
+    annotation = hparams[
+        "valid_annotation" if split == "dev" else "train_annotation"
+    ]
     chosen = sample_per_group(
-        read_manifest(hparams["train_annotation"]),
+        read_manifest(annotation),
         ("spk_id", "emo"),
         hparams["nap_utterances"],
         hparams["seed"],
@@ -344,7 +351,10 @@ def fit_scoring_backend(brain, hparams):
         **settings,
     )
     logger.info(
-        "scoring back-end fitted on %d utterances: %s", len(ids), backend
+        "scoring back-end fitted on %d utterances of %s: %s",
+        len(ids),
+        annotation,
+        backend,
     )
     return backend
 
