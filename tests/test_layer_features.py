@@ -173,6 +173,28 @@ def test_layer_weights_pick_the_planted_layer(planted):
     assert weights[planted] > 1.5 * max(others), weights
 
 
+def test_feature_dropout_drops_standardised_inputs_in_training_only():
+    from emotion_invariant.emotion.layer_head import LayerPooling
+
+    torch.manual_seed(0)
+    pool = LayerPooling({"a": 400}, ["a"], dim=400, feature_dropout=0.25)
+    x = torch.randn(50, 400) * 3 + 1
+    pool.set_standardisation(x)
+    with torch.no_grad():  # the projection passes its input through
+        pool.projections[0].weight.copy_(torch.eye(400))
+        pool.projections[0].bias.zero_()
+    standard = (x - x.mean(0)) / x.std(0, unbiased=False)
+    out = pool.train()(x).detach()
+    dropped = out == 0
+    assert abs(dropped.float().mean().item() - 0.25) < 0.02
+    torch.testing.assert_close(
+        out[~dropped], standard[~dropped] / 0.75, rtol=1e-4, atol=1e-4
+    )
+    torch.testing.assert_close(pool.eval()(x), standard, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="feature_dropout"):
+        LayerPooling({"a": 4}, ["a"], feature_dropout=1.0)
+
+
 def test_centring_from_enrolment_is_a_per_speaker_mean_subtraction():
     rng = np.random.default_rng(1)
     enrol = rng.normal(size=(12, 5))

@@ -29,6 +29,10 @@ class LayerPooling(torch.nn.Module):
         are ignored.
     dim : int
         Width of the projections and of the weighted features.
+    feature_dropout : float
+        Dropout on the standardised input features, in training only: with
+        a few training speakers and thousands of input columns, the
+        regularisation that keeps the projections from learning them.
 
     Example
     -------
@@ -37,8 +41,14 @@ class LayerPooling(torch.nn.Module):
     (torch.Size([5, 3]), {'b': 1.0})
     """
 
-    def __init__(self, layer_dims, layers, dim=128):
+    def __init__(self, layer_dims, layers, dim=128, feature_dropout=0.0):
         super().__init__()
+        if not 0.0 <= feature_dropout < 1.0:
+            raise ValueError(
+                f"feature_dropout: {feature_dropout!r} is not valid; expected "
+                "a probability in [0, 1)"
+            )
+        self.feature_dropout = torch.nn.Dropout(feature_dropout)
         layer_dims = dict(layer_dims)
         unknown = [name for name in layers if name not in layer_dims]
         if not layers or unknown:
@@ -74,7 +84,7 @@ class LayerPooling(torch.nn.Module):
 
     def forward(self, features):
         """Weighted features ``[..., dim]`` of features ``[..., F]``."""
-        x = (features - self.shift) / self.scale
+        x = self.feature_dropout((features - self.shift) / self.scale)
         weights = torch.softmax(self.layer_logits, 0)
         out = 0
         for weight, (start, stop), projection in zip(
@@ -158,6 +168,8 @@ class LayerHead(torch.nn.Module):
         Hidden units of the ``mlp`` head.
     dropout : float
         Dropout of the classifier.
+    feature_dropout : float
+        Dropout on the standardised input features (:class:`LayerPooling`).
 
     Example
     -------
@@ -179,9 +191,10 @@ class LayerHead(torch.nn.Module):
         dim=128,
         hidden=128,
         dropout=0.2,
+        feature_dropout=0.0,
     ):
         super().__init__()
-        self.pooling = LayerPooling(layer_dims, layers, dim)
+        self.pooling = LayerPooling(layer_dims, layers, dim, feature_dropout)
         self.classifier = LayerClassifier(
             dim, n_classes, head_type, hidden, dropout
         )
