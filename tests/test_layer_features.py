@@ -195,6 +195,20 @@ def test_feature_dropout_drops_standardised_inputs_in_training_only():
         LayerPooling({"a": 4}, ["a"], feature_dropout=1.0)
 
 
+def test_layer_logistic_reads_only_the_given_layers():
+    from emotion_invariant.emotion.layer_eval import layers_logistic
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 3, (300,), generator=gen)
+    x = torch.randn(300, 12, generator=gen)
+    x[:, 4:7] += 4 * torch.nn.functional.one_hot(labels, 3)  # columns 4-6
+    train, test = (x[:200], labels[:200]), (x[200:], labels[200:])
+    inside = layers_logistic(train, test, [(0, 2), (4, 8)], c=1.0)
+    outside = layers_logistic(train, test, [(0, 4), (8, 12)], c=1.0)
+    assert (inside == test[1].numpy()).mean() > 0.95
+    assert (outside == test[1].numpy()).mean() < 0.6
+
+
 def test_centring_from_enrolment_is_a_per_speaker_mean_subtraction():
     rng = np.random.default_rng(1)
     enrol = rng.normal(size=(12, 5))

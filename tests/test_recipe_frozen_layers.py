@@ -156,7 +156,14 @@ def _poisoned_copy(corpus, out, test_speakers):
 def test_dev_only_choice_never_reads_the_test_speakers(
     recipe, tiny_corpus, encoder_file, tmp_path
 ):
-    extra = ("--number_of_epochs=2", "--select_grid={lr: [0.001, 0.01]}")
+    # the preset's dropout would leave a 2-epoch tiny head predicting one
+    # emotion for every utterance, poisoned or not
+    extra = (
+        "--number_of_epochs=2",
+        "--select_grid={lr: [0.001, 0.01]}",
+        "--feature_dropout=0.0",
+        "--emo_dropout=0.2",
+    )
     clean = tmp_path / "clean"
     recipe.main(_argv(tiny_corpus, clean, encoder_file, *extra))
     test_rows = read_manifest(clean / "fold_2" / "manifests" / "test.csv")
@@ -197,6 +204,7 @@ def enrolled_run(recipe, tiny_corpus, encoder_file, tmp_path_factory):
             "--speaker_norm=centre",
             "--speaker_stats=enrolment",
             f"--enrol_manifest={enrol}",
+            "--layers_lr_c=1.0",
         )
     )
     return out / "run" / "fold_2", enrol
@@ -219,6 +227,13 @@ def test_enrolment_utterances_give_the_statistics_and_are_not_scored(
         test & enrol_ids
     )
     assert report["centred"]["statistics"] == "enrolment"
+    # the linear reference on the head's own input is scored and reported
+    assert report["layers_lr"]["c"] == 1.0
+    assert 0.0 <= report["layers_lr"]["ua"] <= 1.0
+    assert (
+        "Logistic regression on the head's input"
+        in (run / "eval" / "report.md").read_text()
+    )
     # only the chosen point's best checkpoint is kept
     chosen = [p["name"] for p in _selection(run)["points"] if p["chosen"]]
     assert [p.name for p in (run / "save").iterdir()] == chosen

@@ -8,7 +8,10 @@ summaries and comparisons read it alike, plus what this run chose and how
 it normalised. The speaker probe is trained on the weighted features the
 emotion head sees; the logistic regression columns (``uncentred``,
 ``centred``) are on the frozen encoder's own embedding, the reference the
-head has to beat, centred with the run's statistics source.
+head has to beat, centred with the run's statistics source. With
+``layers_lr_c`` set, a logistic regression on the head's own input (the
+chosen layers' normalised features, standardised) is scored too
+(``layers_lr``): the linear reference of the layers themselves.
 
 Every title names the speaker normalisation and, for the test speakers,
 where its statistics came from: transductive statistics (the test
@@ -116,6 +119,49 @@ def embedding_backends(data, test, hparams):
     return out
 
 
+def layers_logistic(train, test, layers, c, seed=0):
+    """A logistic regression on normalised layer features.
+
+    The columns of ``layers`` (the head's ``(start, stop)`` spans) are
+    standardised on the training side and a multinomial logistic
+    regression of inverse L2 strength ``c`` learns the training emotions.
+
+    Arguments
+    ---------
+    train, test : tuple
+        ``(features [N, F], emotion indices)`` each, as the head sees the
+        features (after the run's speaker normalisation).
+    layers : list of tuple
+        ``(start, stop)`` column spans.
+    c : float
+        Inverse L2 strength.
+    seed : int
+        Seed of the solver.
+
+    Returns
+    -------
+    numpy.ndarray
+        The predicted emotion index of each test row.
+
+    Example
+    -------
+    >>> x = torch.tensor([[0.0, 5.0], [1.0, -3.0], [0.1, 2.0], [0.9, 7.0]])
+    >>> layers_logistic((x, [0, 1, 0, 1]), (x, None), [(0, 1)], c=10.0)
+    array([0, 1, 0, 1])
+    """
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    cols = torch.cat([torch.arange(a, b) for a, b in layers])
+    model = make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=c, max_iter=1000, random_state=seed),
+    )
+    model.fit(train[0][:, cols].double().numpy(), list(train[1]))
+    return model.predict(test[0][:, cols].double().numpy())
+
+
 def evaluate_layers(hparams, data, run, table):
     """Score the test speakers with the chosen point; write the report.
 
@@ -207,6 +253,19 @@ def evaluate_layers(hparams, data, run, table):
     }
     if hparams.get("centred_backend"):
         report.update(embedding_backends(data, test, hparams))
+    if hparams.get("layers_lr_c"):
+        lr_predicted = layers_logistic(
+            (data.normalised["train"], data.emo("train")),
+            (test["normalised"], truth),
+            head.pooling.spans,
+            hparams["layers_lr_c"],
+            hparams["seed"],
+        )
+        layers_lr = classification_report(truth, lr_predicted, labels)
+        report["layers_lr"] = {
+            "c": hparams["layers_lr_c"],
+            **{k: layers_lr[k] for k in ("ua", "wa", "macro_f1")},
+        }
     out = hparams["eval_folder"]
     os.makedirs(out, exist_ok=True)
     with atomic_open(os.path.join(out, "predictions.csv"), newline="") as f:
@@ -276,6 +335,13 @@ transductive (own test utterances).
             f"| {'yes' if row['chosen'] else ''} |"
         )
     lines += ["", f"Layer weights of the chosen point: {weights}.", ""]
+    if "layers_lr" in report:
+        lines += [
+            "Logistic regression on the head's input (the chosen layers, "
+            f"normalised as the head sees them; C {report['layers_lr']['c']}"
+            f"): UA {_pct(report['layers_lr']['ua'])}%.",
+            "",
+        ]
     if "centred" in report:
         lines += [
             "Logistic regression on the frozen encoder's embedding: UA "

@@ -114,6 +114,13 @@ def check_layer_settings(hparams):
                 "speaker_stats: enrolment takes the test speakers' statistics "
                 "from enrol_manifest, which is not set"
             )
+    c = hparams.get("layers_lr_c")
+    if c is not None and (
+        isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0
+    ):
+        raise ValueError(
+            f"layers_lr_c: {c!r} is not valid; expected null or a number > 0"
+        )
     enrol = hparams["enrol_manifest"]
     if enrol and not os.path.isfile(enrol):
         raise ValueError(f"enrol_manifest: {enrol}: no such file")
