@@ -133,6 +133,40 @@ def test_cache_is_reused_and_invalidated(tmp_path, counted):
     assert sum(counted) == 10
 
 
+def test_speed_copies_are_the_perturbed_audio_and_cached_apart(
+    tmp_path, counted
+):
+    from emotion_invariant.data.audio import read_audio
+    from emotion_invariant.emotion.layer_run import speed_copies
+
+    rows = [{**r, "spk_id": "s1"} for r in _rows(tmp_path / "audio", n=2)]
+    copies = speed_copies(rows, [0.9])
+    modules = _modules()
+    cache = str(tmp_path / "cache")
+    plain = lf.layer_features(rows, modules, cache, SETTINGS, progress=False)
+    fast = lf.layer_features(copies, modules, cache, SETTINGS, progress=False)
+    assert sum(counted) == 4  # the copies are not read as the originals
+    assert not torch.equal(plain, fast)
+    with torch.no_grad():  # each copy: the model on its resampled audio
+        signal = read_audio(rows[1])
+        slower = torchaudio_resample(signal, 16000, round(16000 / 0.9))
+        expected = lf.layer_statistics(
+            modules, slower.unsqueeze(0), torch.ones(1)
+        )[0]
+    torch.testing.assert_close(fast[1], expected)
+    assert len(slower) > len(signal)  # 0.9: played slower, longer
+    before = sum(counted)
+    again = lf.layer_features(copies, modules, cache, SETTINGS, progress=False)
+    assert sum(counted) == before  # read from the cache
+    torch.testing.assert_close(again, fast, rtol=0, atol=0)
+
+
+def torchaudio_resample(signal, rate, new_rate):
+    import torchaudio
+
+    return torchaudio.functional.resample(signal, rate, new_rate)
+
+
 def test_damaged_entry_is_computed_again(tmp_path, counted, caplog):
     rows = _rows(tmp_path / "audio", n=1)
     modules = _modules()

@@ -382,3 +382,47 @@ def test_export_refuses_an_encoder_that_changed_since_training(
         export(copy / "fold_2", tmp_path / "model")
     # no model folder, no temporary one
     assert {p.name for p in tmp_path.iterdir()} == {"run", "other.ckpt"}
+
+
+def test_speed_copies_train_as_speakers_of_their_own(
+    recipe, tiny_corpus, encoder_file, tmp_path
+):
+    from emotion_invariant.emotion.layer_run import LayerData
+
+    argv = _argv(
+        tiny_corpus,
+        tmp_path / "run",
+        encoder_file,
+        "--train_speed_perturb=[0.9, 1.1]",
+        "--speaker_norm=centre",
+    )
+    hparams, _ = recipe.start_run(argv, "2", recipe.check_emotion_settings)
+    data = LayerData(hparams, progress=False)
+    originals = data.parts["train"]
+    assert data.training_size() == 3 * len(originals)
+    dataset = data.dataset("train")
+    assert len(dataset) == 3 * len(originals)
+    items = {item["id"]: item for item in dataset}
+    for row in originals:  # a copy is its original's speaker and emotion
+        for speed in (0.9, 1.1):
+            copy = items[f"{row['ID']}@{speed}"]
+            assert copy["spk_encoded"] == items[row["ID"]]["spk_encoded"] >= 0
+            assert copy["emo_encoded"] == items[row["ID"]]["emo_encoded"]
+            assert not torch.equal(copy["feats"], items[row["ID"]]["feats"])
+    # each copy of a speaker is centred on its own utterances
+    spk = np.array(data.spk("train_speed"))
+    assert len(set(spk)) == 2 * len({row["spk_id"] for row in originals})
+    for name in set(spk):
+        mean = data.normalised["train_speed"][spk == name].double().mean(0)
+        assert mean.abs().max() < 1e-4
+    with pytest.raises(ValueError, match="train_speed_perturb"):
+        recipe.start_run(
+            _argv(
+                tiny_corpus,
+                tmp_path / "bad",
+                encoder_file,
+                "--train_speed_perturb=[1.0]",
+            ),
+            "2",
+            recipe.check_emotion_settings,
+        )

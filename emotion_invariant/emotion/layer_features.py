@@ -195,6 +195,38 @@ def model_key(modules, settings):
     return digest.hexdigest()[:40]
 
 
+def row_speed(row):
+    """The speed factor a row's audio is played at (``speed``; None for
+    the audio as recorded).
+
+    Example
+    -------
+    >>> row_speed({"speed": "0.9"}), row_speed({"speed": 1}), row_speed({})
+    (0.9, None, None)
+    """
+    speed = row.get("speed")
+    if speed in (None, ""):
+        return None
+    speed = float(speed)
+    return None if speed == 1.0 else speed
+
+
+def perturb_speed(signal, speed, sample_rate=16000):
+    """``signal`` played ``speed`` times faster (tempo and pitch alike, as
+    SpeechBrain's ``SpeedPerturb``): resampled to ``sample_rate / speed``
+    and read at ``sample_rate``.
+
+    Example
+    -------
+    >>> perturb_speed(torch.zeros(16000), 1.25).shape
+    torch.Size([12800])
+    """
+    import torchaudio
+
+    rate = int(round(sample_rate / speed))
+    return torchaudio.functional.resample(signal, sample_rate, rate)
+
+
 def _segment(row):
     return tuple(
         int(row[k]) if row.get(k) not in (None, "") else None
@@ -242,7 +274,10 @@ class FeatureCache:
     def _entry(self, row, data_root=None):
         path = os.path.realpath(resolve_wav(row["wav"], data_root))
         start, stop = _segment(row)
-        name = hashlib.sha256(f"{path}|{start}|{stop}".encode()).hexdigest()
+        source = f"{path}|{start}|{stop}"
+        if row_speed(row) is not None:
+            source += f"|speed={row_speed(row)}"
+        name = hashlib.sha256(source.encode()).hexdigest()
         entry = os.path.join(self.folder, name[:2], f"{name[:32]}.pt")
         return path, entry
 
@@ -296,7 +331,8 @@ def layer_features(
     Arguments
     ---------
     rows : list of dict
-        Manifest rows (``ID``, ``wav``, ``duration``; ``start``/``stop``).
+        Manifest rows (``ID``, ``wav``, ``duration``; ``start``/``stop``;
+        ``speed``: :func:`perturb_speed` the audio first, cached apart).
     modules : mapping
         ``compute_features``, ``mean_var_norm`` and ``embedding_model``;
         put in eval mode here.
@@ -346,6 +382,12 @@ def layer_features(
                 batch = todo[start : start + batch_size]
                 signals = [
                     read_audio(rows[i], data_root, sample_rate) for i in batch
+                ]
+                signals = [
+                    signal
+                    if row_speed(rows[i]) is None
+                    else perturb_speed(signal, row_speed(rows[i]), sample_rate)
+                    for i, signal in zip(batch, signals)
                 ]
                 wavs, lens = pad_batch(signals)
                 out = layer_statistics(

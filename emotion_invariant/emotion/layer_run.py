@@ -114,6 +114,18 @@ def check_layer_settings(hparams):
                 "speaker_stats: enrolment takes the test speakers' statistics "
                 "from enrol_manifest, which is not set"
             )
+    speeds = hparams.get("train_speed_perturb") or []
+    if not isinstance(speeds, (list, tuple)) or any(
+        isinstance(v, bool)
+        or not isinstance(v, (int, float))
+        or not 0.5 <= v <= 2.0
+        or v == 1.0
+        for v in speeds
+    ):
+        raise ValueError(
+            f"train_speed_perturb: {speeds!r} is not valid; expected a list "
+            "of speed factors in [0.5, 2], other than 1 (e.g. [0.9, 1.1])"
+        )
     c = hparams.get("layers_lr_c")
     if c is not None and (
         isinstance(c, bool) or not isinstance(c, (int, float)) or c <= 0
@@ -176,6 +188,34 @@ head_type, layer_set, lr (epochs: the best dev epoch of each point)
     return [dict(zip(GRID_KEYS, values)) for values in itertools.product(*axes)]
 
 
+def speed_copies(rows, speeds):
+    """Speed-perturbed copies of ``rows``, one per row and factor.
+
+    Each copy plays its audio ``speed`` times faster (:func:`~emotion_
+    invariant.emotion.layer_features.perturb_speed`), has its own ``ID``
+    and is a speaker of its own (``spk_id`` ``<speaker>@<speed>``: tempo
+    and pitch change the voice) whose ``speaker_of`` is the original.
+
+    Example
+    -------
+    >>> rows = [{"ID": "u1", "spk_id": "s1", "emo": "ang"}]
+    >>> [(r["ID"], r["spk_id"], r["speaker_of"], r["speed"])
+    ...  for r in speed_copies(rows, [0.9, 1.1])]
+    [('u1@0.9', 's1@0.9', 's1', 0.9), ('u1@1.1', 's1@1.1', 's1', 1.1)]
+    """
+    return [
+        {
+            **row,
+            "ID": f"{row['ID']}@{speed}",
+            "spk_id": f"{row['spk_id']}@{speed}",
+            "speaker_of": row["spk_id"],
+            "speed": float(speed),
+        }
+        for speed in speeds
+        for row in rows
+    ]
+
+
 class LayerData:
     """A run's labels and normalised features, held in memory.
 
@@ -234,21 +274,33 @@ class LayerData:
             "norm_type": hparams["norm_type"],
         }
         self.key = model_key(self.modules, self.settings)
-        self.features = {
-            role: self.compute(parts[role]) for role in ("train", "dev")
-        }
+        # Speed-perturbed copies of the training utterances: more voices
+        # to learn emotions over; each copy of a speaker is normalised on
+        # its own statistics, and is that speaker for the adversary.
+        self.speed_rows = speed_copies(
+            parts["train"], hparams.get("train_speed_perturb") or []
+        )
+        roles = ("train", "dev") + (("train_speed",) if self.speed_rows else ())
+        self.features = {role: self.compute(self.rows(role)) for role in roles}
         self.norm = SpeakerStatistics(hparams["speaker_norm"]).fit(
             self.features["train"],
             self.spk("train"),
             "training utterances",
         )
-        dev_norm = SpeakerStatistics(
-            hparams["speaker_norm"], self.norm.population
-        ).fit(self.features["dev"], self.spk("dev"), "dev utterances")
         self.normalised = {
             "train": self.norm.apply(self.features["train"], self.spk("train")),
-            "dev": dev_norm.apply(self.features["dev"], self.spk("dev")),
         }
+        what = {
+            "dev": "dev utterances",
+            "train_speed": "speed-perturbed training utterances",
+        }
+        for role in roles[1:]:
+            norm = SpeakerStatistics(
+                hparams["speaker_norm"], self.norm.population
+            ).fit(self.features[role], self.spk(role), what[role])
+            self.normalised[role] = norm.apply(
+                self.features[role], self.spk(role)
+            )
 
     def compute(self, rows):
         """Layer features ``[N, F]`` of ``rows`` (cached)."""
@@ -266,27 +318,43 @@ class LayerData:
             key=self.key,
         )
 
+    def rows(self, role):
+        """The manifest rows of a role (``train_speed``: the
+        speed-perturbed copies of the training rows)."""
+        return self.speed_rows if role == "train_speed" else self.parts[role]
+
+    def training_size(self):
+        """Training rows an epoch goes through, speed copies included."""
+        return len(self.parts["train"]) + len(self.speed_rows)
+
     def spk(self, role):
         """The speaker of each row of a role."""
-        return [row["spk_id"] for row in self.parts[role]]
+        return [row["spk_id"] for row in self.rows(role)]
 
     def emo(self, role):
         """The emotion index of each row of a role."""
-        return [self.labels.index(row["emo"]) for row in self.parts[role]]
+        return [self.labels.index(row["emo"]) for row in self.rows(role)]
 
     def dataset(self, role):
         """A ``DynamicItemDataset`` of a role's normalised features, with
         output keys ``id, feats, emo_encoded, spk_encoded`` (-1 for a
-        speaker not in training)."""
+        speaker not in training); ``train`` also holds the speed-perturbed
+        copies (``train_speed_perturb``)."""
         index = {spk: i for i, spk in enumerate(self.speakers)}
+        roles = [role] + (
+            ["train_speed"] if role == "train" and self.speed_rows else []
+        )
         data = {
             row["ID"]: {
                 "feats": feats,
                 "emo_encoded": torch.LongTensor([emo]),
-                "spk_encoded": torch.LongTensor([index.get(row["spk_id"], -1)]),
+                "spk_encoded": torch.LongTensor(
+                    [index.get(row.get("speaker_of", row["spk_id"]), -1)]
+                ),
             }
+            for part in roles
             for row, feats, emo in zip(
-                self.parts[role], self.normalised[role], self.emo(role)
+                self.rows(part), self.normalised[part], self.emo(part)
             )
         }
         return DynamicItemDataset(

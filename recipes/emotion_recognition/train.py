@@ -283,7 +283,7 @@ def run_frozen_layers(hparams, run_opts):
     data = LayerData(hparams, run_opts.get("device", "cpu"))
     hparams["train_dataloader_options"], hparams["steps_per_epoch"] = (
         training_steps(
-            len(data.parts["train"]),
+            data.training_size(),
             hparams["train_dataloader_options"],
             hparams["train_annotation"],
             debug=run_opts.get("debug", False),
