@@ -32,7 +32,11 @@ from emotion_invariant.emotion.layer_run import (
     read_selection,
 )
 from emotion_invariant.emotion.metrics import classification_report
-from emotion_invariant.emotion.probe import probe_rows, speaker_probe
+from emotion_invariant.emotion.probe import (
+    linear_classifier,
+    probe_rows,
+    speaker_probe,
+)
 from emotion_invariant.emotion.report import (
     checkpoint_rank,
     run_markdown,
@@ -149,15 +153,8 @@ def layers_logistic(train, test, layers, c, seed=0):
     >>> layers_logistic((x, [0, 1, 0, 1]), (x, None), [(0, 1)], c=10.0)
     array([0, 1, 0, 1])
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     cols = torch.cat([torch.arange(a, b) for a, b in layers])
-    model = make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=c, max_iter=1000, random_state=seed),
-    )
+    model = linear_classifier(c, seed, max_iter=1000)
     model.fit(train[0][:, cols].double().numpy(), list(train[1]))
     return model.predict(test[0][:, cols].double().numpy())
 

@@ -21,6 +21,26 @@ class ProbeError(ValueError):
     """Embeddings or speaker labels the probe cannot use."""
 
 
+def linear_classifier(c=1.0, seed=0, max_iter=1000):
+    """The linear reference classifier of this package: standardise each
+    column on the training rows, then an L2 logistic regression of inverse
+    strength ``c``, solved with ``seed`` for at most ``max_iter``
+    iterations. The speaker probe, the centred back-end and the layers'
+    reference all use it, so that they differ only where they say so.
+
+    Example
+    -------
+    >>> model = linear_classifier(c=10.0)
+    >>> x = np.array([[0.0, 5.0], [1.0, -3.0], [0.1, 2.0], [0.9, 7.0]])
+    >>> model.fit(x, [0, 1, 0, 1]).predict(x).tolist()
+    [0, 1, 0, 1]
+    """
+    return make_pipeline(
+        StandardScaler(),
+        LogisticRegression(C=c, max_iter=max_iter, random_state=seed),
+    )
+
+
 def split_per_speaker(speakers, held_out=0.3, seed=0):
     """Split each speaker's utterances into probe-training and held-out.
 
@@ -136,10 +156,7 @@ def speaker_probe(
             f"the speaker probe needs at least 2 speakers with 2 or more "
             f"utterances each, got {n_speakers}"
         )
-    probe = make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=c, max_iter=max_iter, random_state=seed),
-    )
+    probe = linear_classifier(c, seed, max_iter)
     probe.fit(x[train], y[train])
     accuracy = float((probe.predict(x[test]) == y[test]).mean())
     majority = Counter(y[test].tolist()).most_common(1)[0][1]

@@ -23,11 +23,9 @@ import logging
 
 import numpy as np
 import torch
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from emotion_invariant.emotion.metrics import classification_report
+from emotion_invariant.emotion.probe import linear_classifier
 
 logger = logging.getLogger(__name__)
 
@@ -200,10 +198,7 @@ def centred_backend(train, test, labels, c=1.0, seed=0, centre=True):
         speaker_centre(x, spk) if centre else np.asarray(x, dtype=np.float64)
         for x, spk, _ in (train, test)
     )
-    model = make_pipeline(
-        StandardScaler(),
-        LogisticRegression(C=c, max_iter=2000, random_state=seed),
-    )
+    model = linear_classifier(c, seed, max_iter=2000)
     model.fit(x_train, np.asarray(train[2]))
     return classification_report(list(test[2]), model.predict(x_test), labels)
 
