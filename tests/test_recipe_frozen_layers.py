@@ -96,6 +96,7 @@ def test_debug_run_end_to_end(recipe, tiny_corpus, encoder_file, tmp_path):
             "--select_grid={head_type: [linear, mlp]}",
             "--adv_weight=1",
             "--grl_lambda=0.5",
+            "--speaker_means_weight=1",
         )
     )
     run = tmp_path / "fold_2"
@@ -129,6 +130,7 @@ def test_debug_run_end_to_end(recipe, tiny_corpus, encoder_file, tmp_path):
     )
     log = (run / "train_log.txt").read_text()
     assert "train adv_ce" in log  # the adversary on the weighted features
+    assert "train speaker_share" in log  # and the speaker mean matching
     assert log.count("grid point:") == 2
     assert "speaker_norm none" in summary["title"]
     assert (tmp_path / "selection.md").is_file()
@@ -315,7 +317,11 @@ def test_settings_that_cannot_work_are_refused_before_training(
         "layer_set .top. is not a key": ["--select_grid={layer_set: [top]}"],
         "a random encoder": ["--norm_type=global"],
         "no such file": ["--enrol_manifest=/nowhere/enrol.csv"],
+        "speaker_means_weight: -1": ["--speaker_means_weight=-1"],
     }
+    cases["only the frozen-layer head"] = ["--frozen_layers=false"] + [
+        "--speaker_means_weight=1"
+    ]
     for i, (message, extra) in enumerate(cases.items()):
         out = tmp_path / str(i)
         with pytest.raises(ValueError, match=message):
@@ -415,6 +421,14 @@ def test_speed_copies_train_as_speakers_of_their_own(
     for name in set(spk):
         mean = data.normalised["train_speed"][spk == name].double().mean(0)
         assert mean.abs().max() < 1e-4
+    # speaker mean matching counts a copy as its original's speaker
+    features, speakers = data.speaker_set()
+    assert len(features) == len(speakers) == 3 * len(originals)
+    order = originals + data.speed_rows
+    assert [data.speakers[i] for i in speakers.tolist()] == [
+        row.get("speaker_of", row["spk_id"]) for row in order
+    ]
+    assert torch.equal(features[: len(originals)], data.normalised["train"])
     with pytest.raises(ValueError, match="train_speed_perturb"):
         recipe.start_run(
             _argv(

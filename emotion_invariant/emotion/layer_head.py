@@ -82,9 +82,13 @@ class LayerPooling(torch.nn.Module):
         weights = torch.softmax(self.layer_logits.detach(), 0)
         return {n: round(float(w), 4) for n, w in zip(self.layers, weights)}
 
-    def forward(self, features):
-        """Weighted features ``[..., dim]`` of features ``[..., F]``."""
-        x = self.feature_dropout((features - self.shift) / self.scale)
+    def forward(self, features, dropout=True):
+        """Weighted features ``[..., dim]`` of features ``[..., F]``
+        (``dropout=False``: without the feature dropout, as at inference,
+        whatever the mode)."""
+        x = (features - self.shift) / self.scale
+        if dropout:
+            x = self.feature_dropout(x)
         weights = torch.softmax(self.layer_logits, 0)
         out = 0
         for weight, (start, stop), projection in zip(
@@ -208,9 +212,10 @@ class LayerHead(torch.nn.Module):
         """The softmax weight of each used layer, name -> float."""
         return self.pooling.layer_weights()
 
-    def pool(self, features):
-        """Weighted features ``[..., dim]`` of features ``[..., F]``."""
-        return self.pooling(features)
+    def pool(self, features, dropout=True):
+        """Weighted features ``[..., dim]`` of features ``[..., F]``
+        (``dropout=False``: without the feature dropout)."""
+        return self.pooling(features, dropout)
 
     def classify(self, pooled):
         """Emotion logits of weighted features (:meth:`pool`)."""

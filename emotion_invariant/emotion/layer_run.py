@@ -69,6 +69,16 @@ def check_layer_settings(hparams):
 (all)
     """
     if not hparams.get("frozen_layers"):
+        unused = [
+            key
+            for key in ("speaker_means_weight", "train_speed_perturb")
+            if hparams.get(key)
+        ]
+        if unused:
+            raise ValueError(
+                f"{', '.join(unused)}: only the frozen-layer head "
+                "(frozen_layers: true) uses this; leave it unset here"
+            )
         return
     if hparams["norm_type"] == "global" and not hparams["pretrained_encoder"]:
         raise ValueError(
@@ -125,6 +135,16 @@ def check_layer_settings(hparams):
         raise ValueError(
             f"train_speed_perturb: {speeds!r} is not valid; expected a list "
             "of speed factors in [0.5, 2], other than 1 (e.g. [0.9, 1.1])"
+        )
+    weight = hparams.get("speaker_means_weight", 0.0)
+    if (
+        isinstance(weight, bool)
+        or not isinstance(weight, (int, float))
+        or not (weight >= 0)
+    ):
+        raise ValueError(
+            f"speaker_means_weight: {weight!r} is not valid; expected a "
+            "number >= 0"
         )
     c = hparams.get("layers_lr_c")
     if c is not None and (
@@ -360,6 +380,27 @@ class LayerData:
         return DynamicItemDataset(
             data, output_keys=["id", "feats", "emo_encoded", "spk_encoded"]
         )
+
+    def speaker_set(self):
+        """Every training row's normalised features ``[N, F]`` (speed
+        copies included) and the index of its speaker among
+        ``self.speakers`` ``[N]`` (a copy's: its original's), for the
+        speaker mean matching term (``speaker_means_weight``)."""
+        if len(self.speakers) < 2:
+            raise ValueError(
+                f"speaker_means_weight: matching the speakers' means needs at "
+                f"least 2 training speakers, {self.hparams['train_annotation']}"
+                f" has {len(self.speakers)}"
+            )
+        index = {spk: i for i, spk in enumerate(self.speakers)}
+        roles = ["train"] + (["train_speed"] if self.speed_rows else [])
+        speakers = [
+            index[row.get("speaker_of", row["spk_id"])]
+            for role in roles
+            for row in self.rows(role)
+        ]
+        features = torch.cat([self.normalised[role] for role in roles])
+        return features, torch.tensor(speakers)
 
     def test(self):
         """The scored test rows and their normalised features.

@@ -69,6 +69,7 @@ from emotion_invariant.emotion.report import (
 )
 from emotion_invariant.experiment import USER_ERRORS, requested_folds, start_run
 from emotion_invariant.losses.adversarial import speaker_entropy_loss
+from emotion_invariant.losses.speaker_means import between_speaker_share
 from emotion_invariant.models.embedder import embed
 from emotion_invariant.models.finetune import (
     head_lr_groups,
@@ -250,6 +251,23 @@ class LayerEmotionBrain(EmotionBrain):
         """Emotion logits of the weighted features."""
         return self.modules.layer_head.classify(embeddings)
 
+    def compute_objectives(self, predictions, batch, stage):
+        """:class:`EmotionBrain`'s loss; in training, plus
+        ``speaker_means_weight`` times the between-speaker share of the
+        weighted features of every training utterance (without feature
+        dropout, as the speaker probe sees them)."""
+        loss = super().compute_objectives(predictions, batch, stage)
+        weight = self.hparams.speaker_means_weight
+        if stage == sb.Stage.TRAIN and weight > 0:
+            features, speakers = self.hparams.speaker_set
+            pooled = self.modules.layer_head.pool(
+                features.to(self.device), dropout=False
+            )
+            share = between_speaker_share(pooled, speakers.to(self.device))
+            loss = loss + weight * share
+            self.stats["speaker_share"] += share.item()
+        return loss
+
     def on_fit_batch_start(self, batch, should_step):
         """Seed torch from (seed, epoch, step), as :class:`EmotionBrain`;
         there is no encoder to hold."""
@@ -260,6 +278,8 @@ class LayerEmotionBrain(EmotionBrain):
 def train_point(hparams, run_opts, data, point):
     """Train one grid point of a frozen-layer run; returns its run."""
     run = point_run(hparams, data, point)
+    if hparams["speaker_means_weight"] > 0:
+        run["speaker_set"] = data.speaker_set()
     hparams["train_logger"].log_stats({"grid point": point_name(point)})
     brain = LayerEmotionBrain(
         modules=run["modules"],
