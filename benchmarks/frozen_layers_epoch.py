@@ -7,7 +7,9 @@ and of the published ECAPA's layers (a fold's 20 non-test actors of 60
 utterances: 17 for training, 3 for dev; 14,528 features each), through
 the recipe's own Brain, so an epoch is what a run pays: its training
 steps, the dev evaluation and the checkpoint. Each head type is timed
-with and without the speaker adversary. The reference, measured in the
+with and without the speaker adversary, and with the speaker
+mean matching term (``speaker_means_weight``: a pass over the whole
+training set at every step). The reference, measured in the
 same run: one training step of the fine-tuned preset
 (``ser_ecapa_voxceleb.yaml``: the published ECAPA's sizes, its lower four
 stages frozen) on ``--reference_batch`` random 3 s crops, scaled to an
@@ -58,6 +60,7 @@ class SyntheticData(LayerData):
         gen = torch.Generator().manual_seed(seed)
         width = sum(dims.values())
         self.dims, self.labels = dims, EMOTIONS
+        self.speed_rows = []
         self.parts, self.features, self.normalised = {}, {}, {}
         for role, spk in speakers.items():
             self.parts[role] = [
@@ -168,15 +171,20 @@ def main(argv=None):
         f"{hparams['steps_per_epoch']} steps of {hparams['batch_size']}); "
         f"features of one 3.5 s utterance {extract:.2f} s"
     )
+    variants = {
+        "adversary off": {},
+        "adversary on": {"adv_weight": 1.0, "grl_lambda": 0.1},
+        "speaker means": {"speaker_means_weight": 10.0},
+    }
     for head_type in ("linear", "mlp"):
-        for adv in (0.0, 1.0):
-            h = {**hparams, "adv_weight": adv, "grl_lambda": 0.1}
+        for name, switches in variants.items():
+            h = {**hparams, **switches}
             point = {"head_type": head_type, "layer_set": "all", "lr": 1e-3}
             seconds = epoch_seconds(recipe, h, data, point, args.epochs)
             print(
-                f"{head_type:6s} adversary {'on ' if adv else 'off'}: "
-                f"{seconds:6.2f} s an epoch, {reference / seconds:7.1f}x "
-                "faster than the fine-tuned preset's"
+                f"{head_type:6s} {name:13s}: {seconds:6.2f} s an epoch, "
+                f"{reference / seconds:7.1f}x faster than the fine-tuned "
+                "preset's"
             )
 
 
