@@ -278,8 +278,9 @@ class LayerEmotionBrain(EmotionBrain):
 def train_point(hparams, run_opts, data, point):
     """Train one grid point of a frozen-layer run; returns its run."""
     run = point_run(hparams, data, point)
-    if hparams["speaker_means_weight"] > 0:
-        run["speaker_set"] = data.speaker_set()
+    if hparams["speaker_means_weight"] > 0:  # moved once, read every step
+        device = run_opts.get("device", "cpu")
+        run["speaker_set"] = [t.to(device) for t in data.speaker_set()]
     hparams["train_logger"].log_stats({"grid point": point_name(point)})
     brain = LayerEmotionBrain(
         modules=run["modules"],
