@@ -16,7 +16,7 @@ import itertools
 import json
 import os
 import shutil
-from functools import partial
+from functools import cached_property, partial
 
 import speechbrain as sb
 import torch
@@ -355,12 +355,21 @@ class LayerData:
         """The emotion index of each row of a role."""
         return [self.labels.index(row["emo"]) for row in self.rows(role)]
 
+    @cached_property
+    def _speaker_positions(self):
+        return {spk: i for i, spk in enumerate(self.speakers)}
+
+    def speaker_index(self, row):
+        """A row's training-speaker index (a speed copy's: its
+        original's), -1 for a speaker not in training."""
+        speaker = row.get("speaker_of", row["spk_id"])
+        return self._speaker_positions.get(speaker, -1)
+
     def dataset(self, role):
         """A ``DynamicItemDataset`` of a role's normalised features, with
         output keys ``id, feats, emo_encoded, spk_encoded`` (-1 for a
         speaker not in training); ``train`` also holds the speed-perturbed
         copies (``train_speed_perturb``)."""
-        index = {spk: i for i, spk in enumerate(self.speakers)}
         roles = [role] + (
             ["train_speed"] if role == "train" and self.speed_rows else []
         )
@@ -368,9 +377,7 @@ class LayerData:
             row["ID"]: {
                 "feats": feats,
                 "emo_encoded": torch.LongTensor([emo]),
-                "spk_encoded": torch.LongTensor(
-                    [index.get(row.get("speaker_of", row["spk_id"]), -1)]
-                ),
+                "spk_encoded": torch.LongTensor([self.speaker_index(row)]),
             }
             for part in roles
             for row, feats, emo in zip(
@@ -392,12 +399,9 @@ class LayerData:
                 f"least 2 training speakers, {self.hparams['train_annotation']}"
                 f" has {len(self.speakers)}"
             )
-        index = {spk: i for i, spk in enumerate(self.speakers)}
         roles = ["train"] + (["train_speed"] if self.speed_rows else [])
         speakers = [
-            index[row.get("speaker_of", row["spk_id"])]
-            for role in roles
-            for row in self.rows(role)
+            self.speaker_index(row) for role in roles for row in self.rows(role)
         ]
         features = torch.cat([self.normalised[role] for role in roles])
         return features, torch.tensor(speakers)

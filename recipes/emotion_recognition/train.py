@@ -259,11 +259,9 @@ class LayerEmotionBrain(EmotionBrain):
         loss = super().compute_objectives(predictions, batch, stage)
         weight = self.hparams.speaker_means_weight
         if stage == sb.Stage.TRAIN and weight > 0:
-            features, speakers = self.hparams.speaker_set
-            pooled = self.modules.layer_head.pool(
-                features.to(self.device), dropout=False
-            )
-            share = between_speaker_share(pooled, speakers.to(self.device))
+            features, speakers = self.hparams.speaker_set  # on the device
+            pooled = self.modules.layer_head.pool(features, dropout=False)
+            share = between_speaker_share(pooled, speakers)
             loss = loss + weight * share
             self.stats["speaker_share"] += share.item()
         return loss
