@@ -248,6 +248,58 @@ def test_enrolment_utterances_give_the_statistics_and_are_not_scored(
     }
 
 
+def test_test_time_speed_copies_are_centred_on_their_own_enrolment(
+    enrolled_run, recipe, tiny_corpus, encoder_file, tmp_path
+):
+    from emotion_invariant.emotion.layer_run import LayerData, speed_copies
+
+    run, enrol = enrolled_run
+    before = json.loads((run / "eval" / "report.json").read_text())
+    copy = tmp_path / "run"
+    shutil.copytree(run.parent, copy)
+    settings = [
+        "--number_of_epochs=2",
+        "--speaker_norm=centre",
+        "--speaker_stats=enrolment",
+        f"--enrol_manifest={enrol}",
+        "--test_speed_perturb=[0.9, 1.1]",
+    ]
+    _load("evaluate").main(_argv(tiny_corpus, copy, encoder_file, *settings))
+    report = json.loads((copy / "fold_2" / "eval" / "report.json").read_text())
+    info = report["frozen_layers"]
+    assert info["test_speed_perturb"] == [0.9, 1.1]
+    assert "test-time speed copies 0.9, 1.1" in report["title"]
+    # the utterances alone score as the run without the copies did
+    assert info["originals_only"]["ua"] == pytest.approx(before["ua"])
+    with open(copy / "fold_2" / "eval" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert report["ua"] == pytest.approx(
+        balanced_accuracy_score(
+            [r["emo"] for r in rows], [r["predicted"] for r in rows]
+        )
+    )
+    assert "Test-time augmentation" in (
+        copy / "fold_2" / "eval" / "report.md"
+    ).read_text()
+    # each copy is centred on the mean of its speaker's enrolment copies
+    argv = _argv(tiny_corpus, tmp_path / "data", encoder_file, *settings)
+    hparams, _ = recipe.start_run(argv, "2", recipe.check_emotion_settings)
+    data = LayerData(hparams, progress=False)
+    test = data.test()
+    speakers = np.array([row["spk_id"] for row in test["rows"]])
+    enrolled = np.array([row["spk_id"] for row in test["enrol_rows"]])
+    for k, speed in enumerate((0.9, 1.1)):
+        assert test["copies"][k]["speed"] == speed
+        raw = data.compute(speed_copies(test["rows"], [speed]))
+        enrol_raw = data.compute(speed_copies(test["enrol_rows"], [speed]))
+        assert not torch.allclose(raw, test["features"])
+        for name in set(speakers):
+            mean = enrol_raw[enrolled == name].double().mean(0)
+            expected = raw[speakers == name].double() - mean
+            got = test["copies"][k]["normalised"][speakers == name].double()
+            assert torch.allclose(got, expected, atol=1e-5)
+
+
 def test_export_classifies_with_the_enrolled_speakers_statistics(
     enrolled_run, tiny_corpus, tmp_path, no_network, caplog
 ):
@@ -319,8 +371,14 @@ def test_settings_that_cannot_work_are_refused_before_training(
         "no such file": ["--enrol_manifest=/nowhere/enrol.csv"],
         "speaker_means_weight: -1": ["--speaker_means_weight=-1"],
     }
+    cases["test_speed_perturb: \\[0.9, 0.9\\]"] = [
+        "--test_speed_perturb=[0.9, 0.9]"
+    ]
     cases["only the frozen-layer head"] = ["--frozen_layers=false"] + [
         "--speaker_means_weight=1"
+    ]
+    cases["test_speed_perturb: only the frozen"] = ["--frozen_layers=false"] + [
+        "--test_speed_perturb=[0.9]"
     ]
     for i, (message, extra) in enumerate(cases.items()):
         out = tmp_path / str(i)

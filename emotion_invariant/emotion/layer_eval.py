@@ -71,6 +71,9 @@ def norm_label(mode, stats):
 def run_title(hparams):
     """The experiment's name with its :func:`norm_label`."""
     label = norm_label(hparams["speaker_norm"], hparams["speaker_stats"])
+    speeds = hparams.get("test_speed_perturb")
+    if speeds:
+        label += "; test-time speed copies " + ", ".join(f"{v:g}" for v in speeds)
     return f"{hparams['experiment']} [frozen layers; {label}]"
 
 
@@ -121,6 +124,49 @@ def embedding_backends(data, test, hparams):
         "enrolment" if test["stats"] == "enrolment" else "transductive"
     )
     return out
+
+
+def _headline(scores):
+    return {k: scores[k] for k in ("ua", "wa", "macro_f1")}
+
+
+def copy_vote(head, features, copies, key):
+    """Each test row's emotion: the argmax of its posteriors averaged over
+    the row and its speed copies (test-time augmentation; none: the row's
+    own argmax).
+
+    Arguments
+    ---------
+    head : torch.nn.Module
+        Maps normalised features ``[N, F]`` to logits ``[N, classes]``.
+    features : torch.Tensor
+        The rows' normalised features.
+    copies : list of dict
+        Per speed factor, the copies' features under ``key``, aligned with
+        the rows (``LayerData.test()['copies']``).
+    key : str
+        ``normalised`` or ``transductive``.
+
+    Returns
+    -------
+    numpy.ndarray
+        The predicted emotion index of each row.
+
+    Example
+    -------
+    >>> head = torch.nn.Identity()
+    >>> rows = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+    >>> copy_vote(head, rows, [], "normalised")
+    array([0, 1])
+    >>> copies = [{"normalised": torch.tensor([[0.0, 9.0], [0.0, 1.0]])}]
+    >>> copy_vote(head, rows, copies, "normalised")
+    array([1, 1])
+    """
+    with torch.no_grad():
+        posteriors = head(features).softmax(-1)
+        for copy in copies:
+            posteriors = posteriors + head(copy[key]).softmax(-1)
+    return posteriors.argmax(-1).numpy()
 
 
 def layers_logistic(train, test, layers, c, seed=0):
@@ -195,18 +241,21 @@ def evaluate_layers(hparams, data, run, table):
     head = run["modules"]["layer_head"].eval()
     labels = data.labels
     test = data.test()
-    with torch.no_grad():
-        predicted = head(test["normalised"]).argmax(-1).numpy()
     truth = [labels.index(row["emo"]) for row in test["rows"]]
+    copies = test["copies"]
+    predicted = copy_vote(head, test["normalised"], copies, "normalised")
     scores = classification_report(truth, predicted, labels)
+    # Without the speed copies: what test-time augmentation adds.
+    originals = None
+    if copies:
+        alone = copy_vote(head, test["normalised"], [], "normalised")
+        originals = _headline(classification_report(truth, alone, labels))
     # The same model and rows with transductive statistics: what the
     # enrolment costs (the training does not depend on the test source).
     transductive = None
     if test["stats"] == "enrolment":
-        with torch.no_grad():
-            own = head(test["transductive"]).argmax(-1).numpy()
-        transductive = classification_report(truth, own, labels)
-        transductive = {k: transductive[k] for k in ("ua", "wa", "macro_f1")}
+        own = copy_vote(head, test["transductive"], copies, "transductive")
+        transductive = _headline(classification_report(truth, own, labels))
 
     chosen = probe_rows(
         data.parts["train"], hparams["probe_per_speaker"], hparams["seed"]
@@ -246,6 +295,8 @@ def evaluate_layers(hparams, data, run, table):
             "test_statistics": test["stats"],
             "enrolment_excluded": test["excluded"],
             "transductive": transductive,
+            "test_speed_perturb": [c["speed"] for c in copies],
+            "originals_only": originals,
         },
     }
     if hparams.get("centred_backend"):
@@ -309,6 +360,15 @@ transductive (own test utterances).
         lines.append(
             f"{info['enrolment_excluded']} test utterances are enrolment "
             "utterances (enrol_manifest): not scored."
+        )
+    if info.get("test_speed_perturb"):
+        speeds = ", ".join(f"{v:g}" for v in info["test_speed_perturb"])
+        lines.append(
+            "Test-time augmentation: each scored utterance's posteriors are "
+            f"averaged with those of its copies at speed {speeds}, each "
+            "copy normalised on the same copies of its speaker's "
+            "statistics utterances; the utterances alone: UA "
+            f"{_pct(info['originals_only']['ua'])}%."
         )
     if info.get("transductive"):
         lines.append(

@@ -71,7 +71,11 @@ def check_layer_settings(hparams):
     if not hparams.get("frozen_layers"):
         unused = [
             key
-            for key in ("speaker_means_weight", "train_speed_perturb")
+            for key in (
+                "speaker_means_weight",
+                "train_speed_perturb",
+                "test_speed_perturb",
+            )
             if hparams.get(key)
         ]
         if unused:
@@ -124,18 +128,23 @@ def check_layer_settings(hparams):
                 "speaker_stats: enrolment takes the test speakers' statistics "
                 "from enrol_manifest, which is not set"
             )
-    speeds = hparams.get("train_speed_perturb") or []
-    if not isinstance(speeds, (list, tuple)) or any(
-        isinstance(v, bool)
-        or not isinstance(v, (int, float))
-        or not 0.5 <= v <= 2.0
-        or v == 1.0
-        for v in speeds
-    ):
-        raise ValueError(
-            f"train_speed_perturb: {speeds!r} is not valid; expected a list "
-            "of speed factors in [0.5, 2], other than 1 (e.g. [0.9, 1.1])"
-        )
+    for key in ("train_speed_perturb", "test_speed_perturb"):
+        speeds = hparams.get(key) or []
+        if (
+            not isinstance(speeds, (list, tuple))
+            or any(
+                isinstance(v, bool)
+                or not isinstance(v, (int, float))
+                or not 0.5 <= v <= 2.0
+                or v == 1.0
+                for v in speeds
+            )
+            or len(set(speeds)) != len(speeds)
+        ):
+            raise ValueError(
+                f"{key}: {speeds!r} is not valid; expected a list of distinct "
+                "speed factors in [0.5, 2], other than 1 (e.g. [0.9, 1.1])"
+            )
     weight = hparams.get("speaker_means_weight", 0.0)
     if (
         isinstance(weight, bool)
@@ -411,7 +420,10 @@ class LayerData:
 
         Rows of ``enrol_manifest`` are never scored; with ``speaker_stats:
         enrolment`` they give each test speaker its statistics, otherwise
-        the scored rows of each speaker do (transductive).
+        the scored rows of each speaker do (transductive). With
+        ``test_speed_perturb``, each scored row also has a copy per speed
+        factor (:func:`speed_copies`), normalised alike: a copy of a
+        speaker on the same copies of its enrolment (or scored) rows.
 
         Returns
         -------
@@ -422,8 +434,10 @@ class LayerData:
             rows' own statistics, whatever the source; None for
             ``none``),
             ``enrol_rows`` and ``enrol_features`` (those that gave the
-            statistics) and ``excluded`` (test rows left out as
-            enrolment).
+            statistics), ``excluded`` (test rows left out as
+            enrolment) and ``copies``: per ``test_speed_perturb`` factor,
+            ``{"speed", "normalised", "transductive"}`` aligned with
+            ``rows``.
         """
         h = self.hparams
         enrol_rows = []
@@ -438,15 +452,11 @@ class LayerData:
                 f"{h['enrol_manifest']}: holds every test utterance of "
                 f"{self.sources['test']}, so none is left to score"
             )
-        features = self.compute(rows)
-        speakers = [row["spk_id"] for row in rows]
-        mode, source = h["speaker_norm"], h["speaker_stats"]
-        norm = SpeakerStatistics(mode, self.norm.population)
-        enrol_features = None
-        if mode == "none":
+        source = h["speaker_stats"]
+        if h["speaker_norm"] == "none":
             source = "none"
         elif source == "enrolment":
-            test_speakers = set(speakers)
+            test_speakers = {row["spk_id"] for row in rows}
             enrol_rows = [r for r in enrol_rows if r["spk_id"] in test_speakers]
             missing = sorted(test_speakers - {r["spk_id"] for r in enrol_rows})
             if missing:
@@ -454,6 +464,42 @@ class LayerData:
                     f"{h['enrol_manifest']}: no enrolment utterance of test "
                     f"speaker(s) {', '.join(repr(s) for s in missing)}"
                 )
+        if source != "enrolment":
+            enrol_rows = []
+        side = self._test_side(rows, enrol_rows, source)
+        copies = []
+        for speed in h.get("test_speed_perturb") or []:
+            copy = self._test_side(
+                speed_copies(rows, [speed]),
+                speed_copies(enrol_rows, [speed]),
+                source,
+            )
+            copies.append(
+                {
+                    "speed": float(speed),
+                    "normalised": copy["normalised"],
+                    "transductive": copy["transductive"],
+                }
+            )
+        return {
+            **side,
+            "rows": rows,
+            "stats": source,
+            "enrol_rows": enrol_rows,
+            "excluded": len(self.parts["test"]) - len(rows),
+            "copies": copies,
+        }
+
+    def _test_side(self, rows, enrol_rows, source):
+        """The features of scored ``rows``, normalised with the statistics
+        of ``enrol_rows`` (``source`` enrolment) or of their own
+        (transductive), and with their own (``transductive``)."""
+        mode = self.hparams["speaker_norm"]
+        features = self.compute(rows)
+        speakers = [row["spk_id"] for row in rows]
+        norm = SpeakerStatistics(mode, self.norm.population)
+        enrol_features = None
+        if source == "enrolment":
             enrol_features = self.compute(enrol_rows)
             norm.fit(
                 enrol_features,
@@ -469,16 +515,11 @@ class LayerData:
             if source == "transductive":
                 norm = own
         return {
-            "rows": rows,
             "features": features,
             "normalised": norm.apply(features, speakers),
             "transductive": transductive,
-            "stats": source,
-            "enrol_rows": enrol_rows,
             "enrol_features": enrol_features,
-            "excluded": len(self.parts["test"]) - len(rows),
         }
-
 
 def point_run(hparams, data, point):
     """The hyperparameters of one grid point's training.
