@@ -278,9 +278,10 @@ def test_test_time_speed_copies_are_centred_on_their_own_enrolment(
             [r["emo"] for r in rows], [r["predicted"] for r in rows]
         )
     )
-    assert "Test-time augmentation" in (
-        copy / "fold_2" / "eval" / "report.md"
-    ).read_text()
+    assert (
+        "Test-time augmentation"
+        in (copy / "fold_2" / "eval" / "report.md").read_text()
+    )
     # each copy is centred on the mean of its speaker's enrolment copies
     argv = _argv(tiny_corpus, tmp_path / "data", encoder_file, *settings)
     hparams, _ = recipe.start_run(argv, "2", recipe.check_emotion_settings)

@@ -73,7 +73,9 @@ def run_title(hparams):
     label = norm_label(hparams["speaker_norm"], hparams["speaker_stats"])
     speeds = hparams.get("test_speed_perturb")
     if speeds:
-        label += "; test-time speed copies " + ", ".join(f"{v:g}" for v in speeds)
+        label += "; test-time speed copies " + ", ".join(
+            f"{v:g}" for v in speeds
+        )
     return f"{hparams['experiment']} [frozen layers; {label}]"
 
 

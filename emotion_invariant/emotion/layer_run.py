@@ -521,6 +521,7 @@ class LayerData:
             "enrol_features": enrol_features,
         }
 
+
 def point_run(hparams, data, point):
     """The hyperparameters of one grid point's training.
 
