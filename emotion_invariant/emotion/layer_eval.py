@@ -11,7 +11,10 @@ emotion head sees; the logistic regression columns (``uncentred``,
 head has to beat, centred with the run's statistics source. With
 ``layers_lr_c`` set, a logistic regression on the head's own input (the
 chosen layers' normalised features, standardised) is scored too
-(``layers_lr``): the linear reference of the layers themselves.
+(``layers_lr``): the linear reference of the layers themselves. With
+``test_speed_perturb``, each scored utterance's posteriors are averaged
+with those of its speed copies (:func:`copy_vote`), and the utterances
+alone are scored beside (``originals_only``).
 
 Every title names the speaker normalisation and, for the test speakers,
 where its statistics came from: transductive statistics (the test
