@@ -71,14 +71,16 @@ def norm_label(mode, stats):
     return f"speaker_norm {mode}, test statistics {where}"
 
 
+def _speeds(values):
+    return ", ".join(f"{v:g}" for v in values)
+
+
 def run_title(hparams):
     """The experiment's name with its :func:`norm_label`."""
     label = norm_label(hparams["speaker_norm"], hparams["speaker_stats"])
     speeds = hparams.get("test_speed_perturb")
     if speeds:
-        label += "; test-time speed copies " + ", ".join(
-            f"{v:g}" for v in speeds
-        )
+        label += f"; test-time speed copies {_speeds(speeds)}"
     return f"{hparams['experiment']} [frozen layers; {label}]"
 
 
@@ -367,10 +369,10 @@ transductive (own test utterances).
             "utterances (enrol_manifest): not scored."
         )
     if info.get("test_speed_perturb"):
-        speeds = ", ".join(f"{v:g}" for v in info["test_speed_perturb"])
         lines.append(
             "Test-time augmentation: each scored utterance's posteriors are "
-            f"averaged with those of its copies at speed {speeds}, each "
+            f"averaged with those of its copies at speed "
+            f"{_speeds(info['test_speed_perturb'])}, each "
             "copy normalised on the same copies of its speaker's "
             "statistics utterances; the utterances alone: UA "
             f"{_pct(info['originals_only']['ua'])}%."
